@@ -1,0 +1,21 @@
+# Reproduce the CNN study on Imagenette end to end: `snakemake --cores 4 --resources gpu=1`.
+# The rules live in workflow/rules/, one file per stage; the code they run lives in workflow/cnnstudy/.
+
+configfile: "config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/dataset.smk"
+include: "workflow/rules/conv_stub.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/report.smk"
+
+
+report: "workflow/report/workflow.rst"
+
+
+rule all:
+    input:
+        get_final_output(),
+    default_target: True

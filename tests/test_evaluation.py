@@ -1,0 +1,93 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from cnnstudy.evaluation import classification_metrics, write_evaluation
+
+CLASSES = ["tench", "church", "parachute"]
+# three classes, six images, checked by hand below
+TRUE = [0, 0, 0, 1, 1, 2]
+PREDICTED = [0, 0, 1, 1, 2, 2]
+
+
+def probabilities_for(predicted, n_classes, confidence=0.8):
+    rows = np.full((len(predicted), n_classes), (1 - confidence) / (n_classes - 1))
+    rows[np.arange(len(predicted)), predicted] = confidence
+    return rows
+
+
+def test_metrics_match_a_hand_computation():
+    metrics = classification_metrics(TRUE, PREDICTED, probabilities_for(PREDICTED, 3), CLASSES)
+
+    assert metrics["accuracy"] == pytest.approx(4 / 6)
+    assert metrics["n_images"] == 6
+    assert metrics["classes"] == CLASSES
+    tench, church, parachute = (metrics["per_class"][name] for name in CLASSES)
+    # tench: 2 of 3 found, both tench predictions right
+    assert (tench["precision"], tench["recall"], tench["support"]) == (
+        pytest.approx(1.0),
+        pytest.approx(2 / 3),
+        3,
+    )
+    assert tench["f1"] == pytest.approx(0.8)
+    # church: one of two predictions right, one of two found
+    assert (church["precision"], church["recall"], church["support"]) == (0.5, 0.5, 2)
+    # parachute: found its only image, but one of its two predictions was a church
+    assert (parachute["precision"], parachute["recall"]) == (0.5, 1.0)
+    assert parachute["f1"] == pytest.approx(2 / 3)
+    assert metrics["macro_f1"] == pytest.approx((0.8 + 0.5 + 2 / 3) / 3)
+
+
+def test_confusion_matrix_counts_and_labels():
+    confusion = classification_metrics(TRUE, PREDICTED, probabilities_for(PREDICTED, 3), CLASSES)["confusion"]
+
+    assert confusion.index.name == "true"
+    assert list(confusion.index) == CLASSES and list(confusion.columns) == CLASSES
+    assert confusion.to_numpy().tolist() == [[2, 1, 0], [0, 1, 1], [0, 0, 1]]
+
+
+def test_loss_is_the_mean_negative_log_probability_of_the_true_class():
+    probabilities = probabilities_for(PREDICTED, 3)
+    expected = -np.mean(np.log(probabilities[np.arange(6), TRUE]))
+
+    metrics = classification_metrics(TRUE, PREDICTED, probabilities, CLASSES)
+
+    assert metrics["loss"] == pytest.approx(expected)
+
+
+def test_a_class_missing_from_the_test_set_still_gets_a_row_and_column():
+    classes = [*CLASSES, "golf ball"]
+    probabilities = probabilities_for(PREDICTED, 4).astype(np.float32)  # as a softmax on the GPU returns
+
+    metrics = classification_metrics(TRUE, PREDICTED, probabilities, classes)
+
+    assert metrics["confusion"].shape == (4, 4)
+    assert metrics["per_class"]["golf ball"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
+    assert metrics["macro_f1"] == pytest.approx((0.8 + 0.5 + 2 / 3) / 4)
+
+
+def test_write_evaluation_writes_three_readable_files(tmp_path):
+    metrics = classification_metrics(TRUE, PREDICTED, probabilities_for(PREDICTED, 3), CLASSES)
+    extras = {"model": "combined", "dataset": "demo", "pretrained": None, "checkpoint_epoch": 7}
+    predictions = pd.DataFrame(
+        {
+            "confidence": [0.8] * 6,
+            "file": [f"img{i}.JPEG" for i in range(6)],
+            "true": [CLASSES[i] for i in TRUE],
+            "predicted": [CLASSES[i] for i in PREDICTED],
+        }
+    )
+    paths = [tmp_path / "eval" / name for name in ("metrics.json", "confusion.csv", "predictions.csv")]
+
+    write_evaluation(extras, metrics, predictions, *paths)
+
+    record = json.loads(paths[0].read_text())
+    assert list(record)[:4] == ["model", "dataset", "pretrained", "checkpoint_epoch"]
+    assert "confusion" not in record
+    assert record["accuracy"] == pytest.approx(4 / 6) and record["per_class"]["tench"]["support"] == 3
+    confusion = pd.read_csv(paths[1], index_col=0)
+    assert confusion.index.name == "true"
+    assert confusion.loc["tench", "church"] == 1 and confusion.to_numpy().sum() == 6
+    assert list(pd.read_csv(paths[2]).columns) == ["file", "true", "predicted", "confidence"]
+    assert not list(tmp_path.rglob("*.part"))

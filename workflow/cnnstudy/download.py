@@ -1,0 +1,90 @@
+"""Fetch an Imagenette-layout archive, verify its md5 and unpack it safely and atomically."""
+
+import logging
+import shutil
+import tarfile
+import tempfile
+import urllib.parse
+from pathlib import Path
+
+from torch.hub import download_url_to_file
+from torchvision.datasets.utils import calculate_md5
+
+from .files import atomic_path
+
+log = logging.getLogger(__name__)
+
+
+class ArchiveError(RuntimeError):
+    """The archive is not what the configuration promised: wrong checksum, unsafe or wrong layout."""
+
+
+def as_url(source):
+    """A URL for ``source``; a plain local path becomes an absolute ``file://`` URL."""
+    if urllib.parse.urlparse(source).scheme in ("http", "https", "ftp", "file"):
+        return source
+    return Path(source).resolve().as_uri()
+
+
+def verify_md5(path, md5):
+    actual = calculate_md5(str(path))
+    if actual != md5:
+        raise ArchiveError(
+            f"checksum mismatch for {path}: expected md5 {md5}, got {actual}. The file is incomplete "
+            "or not the configured archive; check dataset.url and dataset.md5."
+        )
+
+
+def fetch_archive(source, md5, archive_dir):
+    """Return the path of a verified copy of the archive in ``archive_dir``.
+
+    A copy already there with the right md5 is used as it is: no network access at all.
+    """
+    url = as_url(source)
+    archive_dir = Path(archive_dir)
+    target = archive_dir / Path(urllib.parse.urlparse(url).path).name
+    if target.exists() and calculate_md5(str(target)) == md5:
+        log.info("using the verified archive already at %s (no download)", target)
+        return target
+    archive_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_path(target) as partial:
+        log.info("downloading %s", url)
+        # torch.hub's downloader, not torchvision's: the latter fails on file:// URLs (no length)
+        download_url_to_file(url, str(partial), progress=True)
+        verify_md5(partial, md5)
+    log.info("downloaded and verified %s", target)
+    return target
+
+
+def _regular_members_only(member, destination):
+    """tarfile's 'data' filter, and refuse links and devices outright."""
+    if not (member.isfile() or member.isdir()):
+        raise ArchiveError(f"refusing archive member {member.name!r}: only files and folders may be unpacked")
+    try:
+        return tarfile.data_filter(member, destination)
+    except tarfile.FilterError as error:
+        raise ArchiveError(f"refusing archive member {member.name!r}: {error}") from error
+
+
+def unpack_dataset(archive, name, destination):
+    """Unpack ``archive`` and move its ``name`` folder to ``destination`` only when all went well."""
+    destination = Path(destination)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f".{name}.", dir=destination.parent) as scratch:
+        try:
+            with tarfile.open(archive) as tar:
+                tar.extractall(scratch, filter=_regular_members_only)
+        except (tarfile.TarError, EOFError, OSError) as error:
+            raise ArchiveError(f"cannot unpack {archive}: {error}") from error
+        unpacked = Path(scratch) / name
+        missing = [split for split in ("train", "val") if not (unpacked / split).is_dir()]
+        if missing:
+            raise ArchiveError(
+                f"{archive} has no {name}/{' or '.join(missing)} folder; dataset.name must be the "
+                "archive's top folder, holding train/<wnid>/ and val/<wnid>/"
+            )
+        if destination.exists():
+            shutil.rmtree(destination)
+        unpacked.rename(destination)
+    log.info("unpacked %s to %s", archive, destination)
+    return destination

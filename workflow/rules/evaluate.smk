@@ -1,0 +1,25 @@
+# Stage 5: every model on the test split (Imagenette's val folder), never used for model selection.
+
+
+rule evaluate:
+    input:
+        checkpoint=f"{RESULTS}/models/{{model}}{{seed_dir}}/checkpoint.pt",
+        test=f"{DATA}/test.pt",
+    output:
+        metrics=f"{RESULTS}/eval/{{model}}{{seed_dir}}/metrics.json",
+        confusion=f"{RESULTS}/eval/{{model}}{{seed_dir}}/confusion.csv",
+        predictions=f"{RESULTS}/eval/{{model}}{{seed_dir}}/predictions.csv",
+    log:
+        f"{LOGS}/evaluate/{{model}}{{seed_dir}}.log",
+    params:
+        device=config["device"],
+        batch_size=config["training"]["eval_batch_size"],
+    threads: 4
+    resources:
+        gpu=1,
+        mem_mb=8000,
+        runtime=20,
+    conda:
+        "../../envs/pytorch.yaml"
+    script:
+        "../scripts/evaluate.py"

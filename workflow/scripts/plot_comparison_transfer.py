@@ -1,0 +1,11 @@
+from cnnstudy.jobs import start_job
+from cnnstudy.plots import plot_comparison_transfer
+
+start_job(snakemake)
+models = snakemake.params.models
+plot_comparison_transfer(
+    dict(zip(models, snakemake.input.histories)),
+    dict(zip(models, snakemake.input.confusions)),
+    dict(zip(models, snakemake.input.metrics)),
+    snakemake.output[0],
+)

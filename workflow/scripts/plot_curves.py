@@ -1,0 +1,5 @@
+from cnnstudy.jobs import start_job
+from cnnstudy.plots import plot_curves
+
+start_job(snakemake)
+plot_curves(snakemake.input.history, snakemake.input.summary, snakemake.output[0])

@@ -1,0 +1,15 @@
+from pathlib import Path
+
+from cnnstudy.jobs import start_job
+from cnnstudy.prepare import prepare
+
+start_job(snakemake)
+prepare(
+    snakemake.input[0],
+    Path(snakemake.output.manifest).parent,
+    image_size=snakemake.params.image_size,
+    validation_fraction=snakemake.params.validation_fraction,
+    seed=snakemake.params.split_seed,
+    skip_corrupt=snakemake.params.skip_corrupt,
+    threads=snakemake.threads,
+)
