@@ -1,6 +1,7 @@
 # Reproduce the CNN study on Imagenette end to end: `snakemake --cores 4 --resources gpu=1`.
 # The rules live in workflow/rules/, one file per stage; the code they run lives in workflow/cnnstudy/.
 
+
 configfile: "config.yaml"
 
 
@@ -16,6 +17,6 @@ report: "workflow/report/workflow.rst"
 
 
 rule all:
+    default_target: True
     input:
         get_final_output(),
-    default_target: True

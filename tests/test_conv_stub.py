@@ -1,6 +1,7 @@
 """The from-scratch convolution: agreement with F.conv2d, its interface, the grid and the report."""
 
 import csv
+import logging
 import random
 import runpy
 import sys
@@ -10,8 +11,6 @@ from types import SimpleNamespace
 import pytest
 import torch
 import torch.nn.functional as F
-from torch.utils._python_dispatch import TorchDispatchMode
-
 from cnnstudy import conv_stub
 from cnnstudy.conv_stub import (
     ConvCase,
@@ -25,6 +24,7 @@ from cnnstudy.conv_stub import (
     verify,
     write_report,
 )
+from torch.utils._python_dispatch import TorchDispatchMode
 
 SCRIPT = Path(__file__).resolve().parents[1] / "workflow" / "scripts" / "verify_conv_stub.py"
 
@@ -308,11 +308,19 @@ def _run_script(tmp_path, monkeypatch):
         threads=torch.get_num_threads(),
         output=SimpleNamespace(markdown=str(tmp_path / "report.md"), csv=str(tmp_path / "report.csv")),
     )
-    monkeypatch.setattr(sys, "stderr", sys.stderr)  # the script redirects it to its log
+    stderr = sys.stderr
+    monkeypatch.setattr(sys, "stderr", stderr)  # the script redirects it to its log
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level  # the script replaces them with its log file's
     try:
         runpy.run_path(str(SCRIPT), init_globals={"snakemake": fake, "sys": sys})
     finally:
-        if sys.stderr is not sys.__stderr__:
+        for handler in root.handlers:
+            if handler not in handlers:
+                handler.close()
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        if sys.stderr is not stderr:
             sys.stderr.close()
 
 

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "workflow"))
 
-from cnnstudy.conv_stub import MyConvStub  # noqa: E402
+from cnnstudy.conv_stub import MyConvStub, full_float32  # noqa: E402
 
 TARGET_RATIO = 2.5
 # (name, batch, in channels, out channels, kernel, stride, groups, image size); the first is the target.
@@ -54,7 +54,7 @@ def bench(case, device, repeats, warmup=3):
         return F.conv2d(x, conv.weight, conv.bias, conv.stride, conv.padding, conv.dilation, conv.groups)
 
     ours_ms, torch_ms = [], []
-    with torch.no_grad():
+    with torch.no_grad(), full_float32():  # TF32 would make cuDNN's side faster and wrong
         error = (ours() - theirs()).abs().max().item()
         for _ in range(warmup):
             ours(), theirs()

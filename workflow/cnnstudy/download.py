@@ -57,9 +57,11 @@ def fetch_archive(source, md5, archive_dir):
 
 
 def _regular_members_only(member, destination):
-    """tarfile's 'data' filter, and refuse links and devices outright."""
+    """tarfile's 'data' filter, and refuse links, devices and absolute names outright."""
     if not (member.isfile() or member.isdir()):
         raise ArchiveError(f"refusing archive member {member.name!r}: only files and folders may be unpacked")
+    if member.name.startswith("/"):  # the data filter would quietly strip the slash
+        raise ArchiveError(f"refusing archive member {member.name!r}: absolute paths are not allowed")
     try:
         return tarfile.data_filter(member, destination)
     except tarfile.FilterError as error:

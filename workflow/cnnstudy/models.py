@@ -77,7 +77,16 @@ class TransferResNet18(nn.Module):
 
 
 def build_model(hyperparameters, num_classes, pretrained_state=None):
-    """The model a hyper-parameter dict describes (checkpoints rebuild their model this way)."""
+    """The model a hyper-parameter dict describes (checkpoints rebuild their model this way).
+
+    Initial weights depend only on the dict's seed, whatever ran before in the process.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(hyperparameters["seed"])
+        return _build(hyperparameters, num_classes, pretrained_state)
+
+
+def _build(hyperparameters, num_classes, pretrained_state):
     if hyperparameters["architecture"] == "cnn":
         return build_cnn(
             hyperparameters["image_size"],

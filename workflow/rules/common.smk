@@ -1,4 +1,4 @@
-# Shared by every rule file: config validation, paths, wildcard constraints, input functions and
+# Shared by all the rule files. Config validation, paths, wildcard constraints, input functions and
 # the list of final targets.
 
 import os
@@ -9,7 +9,11 @@ from pathlib import Path
 # Rule scripts import the study's package from workflow/; so do the helpers below.
 PACKAGE_DIR = str(Path(workflow.basedir) / "workflow")
 sys.path.insert(0, PACKAGE_DIR)
-os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [PACKAGE_DIR, os.environ.get("PYTHONPATH")]))
+os.environ.update(
+    PYTHONPATH=os.pathsep.join(
+        filter(None, [PACKAGE_DIR, os.environ.get("PYTHONPATH")])
+    )
+)
 
 from cnnstudy.settings import (
     cnn_models,
@@ -35,16 +39,20 @@ wildcard_constraints:
     model="|".join(MODELS),
     variant="|".join(cnn_models(config)),
     mode="|".join(config["transfer"]["modes"]),
-    seed_dir="(/seed[0-9]+)?",  # empty for the first seed; /seed<N> for each further one
+    seed_suffix="(-seed[0-9]+)?",  # empty for the first seed; -seed<N> for each further one
 
 
-def seed_dirs():
-    """'' for the first seed (results/models/<model>/…), '/seed<N>' for the others."""
-    return [""] + [f"/seed{seed}" for seed in SEEDS[1:]]
+def seed_suffixes():
+    """'' for the first seed (results/models/<model>/…), '-seed<N>' for the others (<model>-seed<N>/)."""
+    return [""] + [f"-seed{seed}" for seed in SEEDS[1:]]
 
 
 def seed_of(wildcards):
-    return int(wildcards.seed_dir.removeprefix("/seed")) if wildcards.seed_dir else SEEDS[0]
+    return (
+        int(wildcards.seed_suffix.removeprefix("-seed"))
+        if wildcards.seed_suffix
+        else SEEDS[0]
+    )
 
 
 def local_path(source):
@@ -79,7 +87,28 @@ def model_hyperparameters(wildcards):
 
 
 def all_runs(pattern, models=MODELS):
-    return expand(pattern, model=models, seed_dir=seed_dirs())
+    """``pattern`` for every model and seed, model by model."""
+    return expand(pattern, model=models, seed_suffix=seed_suffixes())
+
+
+def per_model(pattern, models):
+    return expand(pattern, model=models)
+
+
+TRAINING_OUTPUTS = {
+    "checkpoint": "checkpoint.pt",
+    "history": "history.csv",
+    "gradients": "gradients.csv",
+    "summary": "summary.json",
+}
+
+
+def training_outputs(model_dir):
+    """What train_cnn and finetune_resnet18 both write, so evaluation treats every model alike."""
+    return {
+        key: f"{RESULTS}/models/{model_dir}{{seed_suffix}}/{name}"
+        for key, name in TRAINING_OUTPUTS.items()
+    }
 
 
 def get_final_output():
@@ -88,7 +117,10 @@ def get_final_output():
     targets = [f"{RESULTS}/conv_stub/report.md", f"{RESULTS}/tables/summary.md"]
     for kind in ("confusion", "curves", "gradients"):
         targets += expand(f"{figures}/{kind}/{{model}}.png", model=MODELS)
-    targets += [f"{figures}/comparison_accuracy.png", f"{figures}/comparison_curves.png"]
+    targets += [
+        f"{figures}/comparison_accuracy.png",
+        f"{figures}/comparison_curves.png",
+    ]
     if cnn_models(config):
         targets.append(f"{figures}/dead_units.png")
     if "combined" in MODELS and transfer_models(config):

@@ -11,13 +11,13 @@ rule verify_conv_stub:
         csv=f"{RESULTS}/conv_stub/report.csv",
     log:
         f"{LOGS}/verify_conv_stub.log",
-    params:
-        **config["conv_stub"],
+    conda:
+        "../../envs/pytorch.yaml"
     threads: 2
     resources:
         mem_mb=4000,
         runtime=30,
-    conda:
-        "../../envs/pytorch.yaml"
+    params:
+        **config["conv_stub"],
     script:
         "../scripts/verify_conv_stub.py"

@@ -8,12 +8,12 @@ if "demo_archive" in DATASET:
             local_path(DATASET["url"]),
         log:
             f"{LOGS}/make_demo_archive.log",
-        params:
-            name=DATASET["name"],
-            **DATASET["demo_archive"],
         localrule: True
         conda:
             "../../envs/pytorch.yaml"
+        params:
+            **DATASET["demo_archive"],
+            name=DATASET["name"],
         script:
             "../scripts/make_demo_archive.py"
 
@@ -25,14 +25,14 @@ rule download_dataset:
         directory(dataset_dir()),
     log:
         f"{LOGS}/download_dataset.log",
+    localrule: True
+    conda:
+        "../../envs/pytorch.yaml"
     params:
         url=DATASET["url"],
         md5=DATASET["md5"],
         name=DATASET["name"],
         archive_dir=f"{RESOURCES}/archives",
-    localrule: True
-    conda:
-        "../../envs/pytorch.yaml"
     script:
         "../scripts/download_dataset.py"
 
@@ -49,16 +49,16 @@ rule prepare_dataset:
         f"{LOGS}/prepare_dataset.log",
     benchmark:
         f"{BENCHMARKS}/prepare_dataset.tsv"
+    conda:
+        "../../envs/pytorch.yaml"
+    threads: 8
+    resources:
+        mem_mb=16000,
+        runtime=60,
     params:
         image_size=DATASET["image_size"],
         validation_fraction=DATASET["validation_fraction"],
         split_seed=DATASET["split_seed"],
         skip_corrupt=DATASET["skip_corrupt"],
-    threads: 8
-    resources:
-        mem_mb=16000,
-        runtime=60,
-    conda:
-        "../../envs/pytorch.yaml"
     script:
         "../scripts/prepare_dataset.py"

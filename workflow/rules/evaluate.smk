@@ -3,23 +3,23 @@
 
 rule evaluate:
     input:
-        checkpoint=f"{RESULTS}/models/{{model}}{{seed_dir}}/checkpoint.pt",
+        checkpoint=f"{RESULTS}/models/{{model}}{{seed_suffix}}/checkpoint.pt",
         test=f"{DATA}/test.pt",
     output:
-        metrics=f"{RESULTS}/eval/{{model}}{{seed_dir}}/metrics.json",
-        confusion=f"{RESULTS}/eval/{{model}}{{seed_dir}}/confusion.csv",
-        predictions=f"{RESULTS}/eval/{{model}}{{seed_dir}}/predictions.csv",
+        metrics=f"{RESULTS}/eval/{{model}}{{seed_suffix}}/metrics.json",
+        confusion=f"{RESULTS}/eval/{{model}}{{seed_suffix}}/confusion.csv",
+        predictions=f"{RESULTS}/eval/{{model}}{{seed_suffix}}/predictions.csv",
     log:
-        f"{LOGS}/evaluate/{{model}}{{seed_dir}}.log",
-    params:
-        device=config["device"],
-        batch_size=config["training"]["eval_batch_size"],
+        f"{LOGS}/evaluate/{{model}}{{seed_suffix}}.log",
+    conda:
+        "../../envs/pytorch.yaml"
     threads: 4
     resources:
         gpu=1,
         mem_mb=8000,
         runtime=20,
-    conda:
-        "../../envs/pytorch.yaml"
+    params:
+        device=config["device"],
+        batch_size=config["training"]["eval_batch_size"],
     script:
         "../scripts/evaluate.py"

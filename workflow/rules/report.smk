@@ -7,10 +7,6 @@ TRAINED = f"{RESULTS}/models/{{model}}"
 EVALUATED = f"{RESULTS}/eval/{{model}}"
 
 
-def per_model(pattern, models):
-    return expand(pattern, model=models)
-
-
 rule plot_confusion:
     input:
         confusion=f"{EVALUATED}/confusion.csv",
@@ -83,10 +79,10 @@ rule plot_dead_units:
         ),
     log:
         f"{LOGS}/plot_dead_units.log",
-    params:
-        models=cnn_models(config),
     conda:
         "../../envs/report.yaml"
+    params:
+        models=cnn_models(config),
     script:
         "../scripts/plot_dead_units.py"
 
@@ -103,12 +99,12 @@ rule plot_comparison_accuracy:
         ),
     log:
         f"{LOGS}/plot_comparison_accuracy.log",
+    conda:
+        "../../envs/report.yaml"
     params:
         models=MODELS,
         reported=config["study"]["reported"],
         target=config["study"]["target_accuracy"],
-    conda:
-        "../../envs/report.yaml"
     script:
         "../scripts/plot_comparison_accuracy.py"
 
@@ -125,10 +121,10 @@ rule plot_comparison_curves:
         ),
     log:
         f"{LOGS}/plot_comparison_curves.log",
-    params:
-        models=MODELS,
     conda:
         "../../envs/report.yaml"
+    params:
+        models=MODELS,
     script:
         "../scripts/plot_comparison_curves.py"
 
@@ -150,19 +146,19 @@ rule plot_comparison_transfer:
         ),
     log:
         f"{LOGS}/plot_comparison_transfer.log",
-    params:
-        models=TRANSFER_COMPARED,
     conda:
         "../../envs/report.yaml"
+    params:
+        models=TRANSFER_COMPARED,
     script:
         "../scripts/plot_comparison_transfer.py"
 
 
 rule make_table:
     input:
-        metrics=all_runs(f"{RESULTS}/eval/{{model}}{{seed_dir}}/metrics.json"),
-        summaries=all_runs(f"{RESULTS}/models/{{model}}{{seed_dir}}/summary.json"),
-        histories=all_runs(f"{RESULTS}/models/{{model}}{{seed_dir}}/history.csv"),
+        metrics=all_runs(f"{RESULTS}/eval/{{model}}{{seed_suffix}}/metrics.json"),
+        summaries=all_runs(f"{RESULTS}/models/{{model}}{{seed_suffix}}/summary.json"),
+        histories=all_runs(f"{RESULTS}/models/{{model}}{{seed_suffix}}/history.csv"),
     output:
         csv=f"{RESULTS}/tables/summary.csv",
         markdown=report(
@@ -173,13 +169,13 @@ rule make_table:
         ),
     log:
         f"{LOGS}/make_table.log",
+    conda:
+        "../../envs/report.yaml"
     params:
         models=MODELS,
         seeds=len(SEEDS),
         dataset=DATASET["name"],
         reported=config["study"]["reported"],
         target=config["study"]["target_accuracy"],
-    conda:
-        "../../envs/report.yaml"
     script:
         "../scripts/make_table.py"

@@ -1,17 +1,6 @@
 # Stages 3 and 4: the custom CNN's five configurations, and ResNet-18 fine-tuning. Both run the same
 # training script and loop, and write the same outputs, so evaluation treats every model alike.
 
-TRAINING_OUTPUTS = {
-    "checkpoint": "checkpoint.pt",
-    "history": "history.csv",
-    "gradients": "gradients.csv",
-    "summary": "summary.json",
-}
-
-
-def training_outputs(model_dir):
-    return {key: f"{RESULTS}/models/{model_dir}{{seed_dir}}/{name}" for key, name in TRAINING_OUTPUTS.items()}
-
 
 rule train_cnn:
     input:
@@ -20,21 +9,21 @@ rule train_cnn:
     output:
         **training_outputs("{variant}"),
     log:
-        f"{LOGS}/train_cnn/{{variant}}{{seed_dir}}.log",
+        f"{LOGS}/train_cnn/{{variant}}{{seed_suffix}}.log",
     benchmark:
-        f"{BENCHMARKS}/train_cnn/{{variant}}{{seed_dir}}.tsv"
-    params:
-        hyperparameters=model_hyperparameters,
-        device=config["device"],
-        # Outside the declared outputs, so Snakemake keeps it when a job is killed.
-        resume_dir=f"{RESULTS}/models/{{variant}}{{seed_dir}}/resume",
+        f"{BENCHMARKS}/train_cnn/{{variant}}{{seed_suffix}}.tsv"
+    conda:
+        "../../envs/pytorch.yaml"
     threads: 4
     resources:
         gpu=1,
         mem_mb=24000,
         runtime=180,
-    conda:
-        "../../envs/pytorch.yaml"
+    params:
+        hyperparameters=model_hyperparameters,
+        device=config["device"],
+        # Outside the declared outputs, so Snakemake keeps it when a job is killed.
+        resume_dir=f"{RESULTS}/models/{{variant}}{{seed_suffix}}/resume",
     script:
         "../scripts/train.py"
 
@@ -44,11 +33,11 @@ rule download_weights:
         weights_file(),
     log:
         f"{LOGS}/download_weights.log",
-    params:
-        url=config["transfer"]["weights_url"],
     localrule: True
     conda:
         "../../envs/pytorch.yaml"
+    params:
+        url=config["transfer"]["weights_url"],
     script:
         "../scripts/download_weights.py"
 
@@ -61,19 +50,19 @@ rule finetune_resnet18:
     output:
         **training_outputs("resnet18_{mode}"),
     log:
-        f"{LOGS}/finetune_resnet18/{{mode}}{{seed_dir}}.log",
+        f"{LOGS}/finetune_resnet18/{{mode}}{{seed_suffix}}.log",
     benchmark:
-        f"{BENCHMARKS}/finetune_resnet18/{{mode}}{{seed_dir}}.tsv"
-    params:
-        hyperparameters=model_hyperparameters,
-        device=config["device"],
-        resume_dir=f"{RESULTS}/models/resnet18_{{mode}}{{seed_dir}}/resume",
+        f"{BENCHMARKS}/finetune_resnet18/{{mode}}{{seed_suffix}}.tsv"
+    conda:
+        "../../envs/pytorch.yaml"
     threads: 4
     resources:
         gpu=1,
         mem_mb=16000,
         runtime=120,
-    conda:
-        "../../envs/pytorch.yaml"
+    params:
+        hyperparameters=model_hyperparameters,
+        device=config["device"],
+        resume_dir=f"{RESULTS}/models/resnet18_{{mode}}{{seed_suffix}}/resume",
     script:
         "../scripts/train.py"

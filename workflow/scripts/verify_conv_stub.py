@@ -10,7 +10,9 @@ import torch  # noqa: E402
 from cnnstudy import conv_stub  # noqa: E402
 from cnnstudy.devices import select_device  # noqa: E402
 
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+logging.basicConfig(
+    stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", force=True
+)
 log = logging.getLogger("verify_conv_stub")
 
 params = snakemake.params  # noqa: F821

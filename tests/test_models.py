@@ -1,0 +1,83 @@
+import pytest
+import torch
+from torch import nn
+
+from cnnstudy.data import augment, seeded_generator, to_model_input
+from cnnstudy.models import build_cnn, count_parameters
+
+VARIANT_FLAGS = {
+    "baseline": {},
+    "batchnorm": {"batchnorm": True},
+    "dropout": {"dropout_conv": 0.25, "dropout_fc": 0.5},
+    "combined": {"batchnorm": True, "dropout_conv": 0.25, "dropout_fc": 0.5},
+}
+
+
+def hand_count(image_size, width, hidden, classes, batchnorm):
+    """Parameters counted from the study's layer table, independently of the builder."""
+    channels = [3, width, 2 * width, 4 * width]
+    convs = sum(c_in * c_out * 9 + c_out for c_in, c_out in zip(channels, channels[1:]))
+    flat = channels[3] * (image_size // 8) ** 2
+    fully_connected = flat * hidden + hidden + hidden * classes + classes
+    norms = 2 * (sum(channels[1:]) + hidden) if batchnorm else 0
+    return convs + fully_connected + norms
+
+
+def test_baseline_at_160px_has_the_studys_211M_parameters():
+    model = build_cnn(160, 128, 1024, 10)
+    assert count_parameters(model) == 211_205_386 == hand_count(160, 128, 1024, 10, batchnorm=False)
+    assert model.fc1.in_features == 512 * 20 * 20 and model.fc1.out_features == 1024
+
+
+@pytest.mark.parametrize("variant", VARIANT_FLAGS)
+def test_parameter_counts_per_variant(variant):
+    flags = VARIANT_FLAGS[variant]
+    model = build_cnn(160, 128, 1024, 10, **flags)
+    assert count_parameters(model) == hand_count(160, 128, 1024, 10, flags.get("batchnorm", False))
+
+
+def test_layer_order_batchnorm_before_relu_dropout_after_pool():
+    model = build_cnn(32, 8, 16, 10, batchnorm=True, dropout_conv=0.25, dropout_fc=0.5)
+    names = [name for name, _ in model.named_children()]
+    assert names == [
+        "conv1", "bn1", "relu1", "pool1", "dropout1",
+        "conv2", "bn2", "relu2", "pool2", "dropout2",
+        "conv3", "bn3", "relu3", "pool3", "dropout3",
+        "flatten", "fc1", "bn_fc1", "relu_fc1", "dropout_fc1", "fc2",
+    ]  # fmt: skip
+    assert model.dropout1.p == 0.25 and model.dropout_fc1.p == 0.5
+    assert model.bn1.track_running_stats and model.bn_fc1.track_running_stats
+    baseline = [type(m) for m in build_cnn(32, 8, 16, 10).children()]
+    assert nn.BatchNorm2d not in baseline and nn.Dropout not in baseline
+
+
+def test_dropout_is_active_only_in_training():
+    model = build_cnn(32, 8, 16, 10, dropout_conv=0.5, dropout_fc=0.5)
+    images = torch.randn(4, 3, 32, 32)
+    model.train()
+    assert not torch.equal(model(images), model(images))
+    model.eval()
+    assert torch.equal(model(images), model(images))
+
+
+def test_augmentation_changes_only_training_batches():
+    images = torch.randint(0, 256, (16, 3, 8, 8), dtype=torch.uint8)
+    mean, std = torch.full((3,), 0.5), torch.full((3,), 0.25)
+    plain = to_model_input(images, mean, std)
+    assert torch.allclose(plain, (images.float() / 255 - 0.5) / 0.25)
+    augmented = to_model_input(images, mean, std, generator=seeded_generator("cpu", 0), jitter=0.2, augmentation=True)
+    assert not torch.allclose(augmented, plain)
+    again = to_model_input(images, mean, std, generator=seeded_generator("cpu", 0), jitter=0.2, augmentation=True)
+    assert torch.equal(augmented, again)  # seeded: a resumed epoch replays the same augmentation
+
+
+def test_flip_only_mirrors_and_jitter_stays_in_range():
+    images = torch.rand(64, 3, 5, 7)
+    flipped = augment(images, seeded_generator("cpu", 1), jitter=0.0)
+    for original, result in zip(images, flipped):
+        assert torch.equal(result, original) or torch.equal(result, original.flip(-1))
+    assert 10 < sum(not torch.equal(a, b) for a, b in zip(images, flipped)) < 54
+    jittered = augment(images, seeded_generator("cpu", 2), jitter=0.2)
+    assert jittered.min() >= 0 and jittered.max() <= 1
+    brightness = jittered.mean(dim=(1, 2, 3)) / images.mean(dim=(1, 2, 3))
+    assert brightness.min() > 0.6 and brightness.max() < 1.4

@@ -1,0 +1,48 @@
+import pandas as pd
+import pytest
+import torch
+
+from cnnstudy.prepare import CorruptImageError, prepare
+
+
+def test_prepared_tensors_and_manifest(prepared):
+    manifest = pd.read_csv(prepared / "manifest.csv")
+    assert list(manifest.columns) == ["file", "wnid", "class_name", "split", "skipped"]
+    assert manifest["split"].value_counts().to_dict() == {"train": 90, "test": 40, "val": 30}
+    for split, count in (("train", 90), ("val", 30), ("test", 40)):
+        tensors = torch.load(prepared / f"{split}.pt", weights_only=True)
+        assert tensors["images"].shape == (count, 3, 16, 16) and tensors["images"].dtype == torch.uint8
+        assert len(tensors["labels"]) == len(tensors["files"]) == count
+        assert tensors["classes"][0] == "tench" and len(tensors["classes"]) == 10
+    # Imagenette's val folder is the test split, untouched by the train/validation split
+    assert (manifest.loc[manifest["split"] == "test", "file"].str.startswith("val/")).all()
+    assert (manifest.loc[manifest["split"] != "test", "file"].str.startswith("train/")).all()
+
+
+def test_split_is_stratified_and_seeded(demo_dataset, tmp_path):
+    first = prepare(demo_dataset, tmp_path / "a", 16, 0.25, seed=3, skip_corrupt=False, threads=2)
+    again = prepare(demo_dataset, tmp_path / "b", 16, 0.25, seed=3, skip_corrupt=False, threads=1)
+    other = prepare(demo_dataset, tmp_path / "c", 16, 0.25, seed=4, skip_corrupt=False, threads=2)
+    pd.testing.assert_frame_equal(first, again)
+    assert not first["split"].equals(other["split"])
+    validation_per_class = first[first["split"] == "val"].groupby("wnid").size()
+    assert (validation_per_class == 3).all() and len(validation_per_class) == 10  # 25 % of 12 per class
+    a, b = (torch.load(tmp_path / name / "train.pt", weights_only=True) for name in ("a", "b"))
+    assert torch.equal(a["images"], b["images"])
+
+
+def test_corrupt_image_is_named_in_the_error(dataset_copy, tmp_path):
+    victim = sorted((dataset_copy / "train" / "n03000684").iterdir())[2]
+    victim.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    with pytest.raises(CorruptImageError, match=f"cannot decode image .*{victim.name}"):
+        prepare(dataset_copy, tmp_path / "out", 16, 0.25, seed=0, skip_corrupt=False, threads=2)
+    assert not (tmp_path / "out" / "manifest.csv").exists()
+
+
+def test_corrupt_image_can_be_skipped_and_counted(dataset_copy, tmp_path):
+    victim = sorted((dataset_copy / "val" / "n03888257").iterdir())[0]
+    victim.write_bytes(victim.read_bytes()[:100])
+    manifest = prepare(dataset_copy, tmp_path / "out", 16, 0.25, seed=0, skip_corrupt=True, threads=2)
+    skipped = manifest[manifest["skipped"]]
+    assert skipped["file"].tolist() == [victim.relative_to(dataset_copy).as_posix()]
+    assert len(torch.load(tmp_path / "out" / "test.pt", weights_only=True)["labels"]) == 39
