@@ -23,7 +23,9 @@ def demo_archive(tmp_path_factory):
 def demo_dataset(demo_archive, tmp_path_factory):
     from cnnstudy.download import unpack_dataset
 
-    return unpack_dataset(demo_archive, "imagenette-demo", tmp_path_factory.mktemp("datasets") / "imagenette-demo")
+    return unpack_dataset(
+        demo_archive, "imagenette-demo", tmp_path_factory.mktemp("datasets") / "imagenette-demo"
+    )
 
 
 @pytest.fixture(scope="session")
@@ -32,7 +34,9 @@ def prepared(demo_dataset, tmp_path_factory):
     from cnnstudy.prepare import prepare
 
     output = tmp_path_factory.mktemp("data")
-    prepare(demo_dataset, output, image_size=16, validation_fraction=0.25, seed=0, skip_corrupt=False, threads=2)
+    prepare(
+        demo_dataset, output, image_size=16, validation_fraction=0.25, seed=0, skip_corrupt=False, threads=2
+    )
     return output
 
 

@@ -4,10 +4,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from cnnstudy.settings import hyperparameters, model_names, validate_config
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import update_config
-
-from cnnstudy.settings import hyperparameters, model_names, validate_config
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -64,8 +63,16 @@ def test_hyperparameters_merge_training_defaults_with_the_variant(config):
         (lambda c: c["cnn"]["variants"]["dropout"].update(dropout_fc=1.5), "1.5"),
         (lambda c: c.update(device="tpu"), "tpu"),
     ],
-    ids=["unknown-key", "unknown-top-level-key", "wrong-type", "unknown-model", "unknown-mode", "bad-md5",
-         "out-of-range", "unknown-device"],  # fmt: skip
+    ids=[
+        "unknown-key",
+        "unknown-top-level-key",
+        "wrong-type",
+        "unknown-model",
+        "unknown-mode",
+        "bad-md5",
+        "out-of-range",
+        "unknown-device",
+    ],  # fmt: skip
 )
 def test_bad_config_stops_with_the_key_named(config, change, named):
     change(config)

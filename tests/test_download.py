@@ -3,9 +3,8 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from torchvision.datasets.utils import calculate_md5
-
 from cnnstudy.download import ArchiveError, as_url, fetch_archive, unpack_dataset
+from torchvision.datasets.utils import calculate_md5
 
 
 def test_file_url_download_verifies_and_unpacks(demo_archive, tmp_path):
@@ -78,7 +77,10 @@ def _file_member(name, payload=b"x"):
 @pytest.mark.parametrize(
     "member, message",
     [
-        (lambda tar: tar.addfile(*_file_member("imagenette-demo/../../escaped.txt")), "outside the destination"),
+        (
+            lambda tar: tar.addfile(*_file_member("imagenette-demo/../../escaped.txt")),
+            "outside the destination",
+        ),
         (lambda tar: tar.addfile(*_file_member("/tmp/absolute.txt")), "absolute"),
         (lambda tar: tar.addfile(_symlink("imagenette-demo/link", "/etc")), "only files and folders"),
         (lambda tar: tar.addfile(_device("imagenette-demo/device")), "only files and folders"),

@@ -1,9 +1,8 @@
 import pytest
 import torch
-from torch import nn
-
 from cnnstudy.data import augment, seeded_generator, to_model_input
 from cnnstudy.models import build_cnn, count_parameters
+from torch import nn
 
 VARIANT_FLAGS = {
     "baseline": {},
@@ -16,7 +15,7 @@ VARIANT_FLAGS = {
 def hand_count(image_size, width, hidden, classes, batchnorm):
     """Parameters counted from the study's layer table, independently of the builder."""
     channels = [3, width, 2 * width, 4 * width]
-    convs = sum(c_in * c_out * 9 + c_out for c_in, c_out in zip(channels, channels[1:]))
+    convs = sum(c_in * c_out * 9 + c_out for c_in, c_out in zip(channels, channels[1:], strict=False))
     flat = channels[3] * (image_size // 8) ** 2
     fully_connected = flat * hidden + hidden + hidden * classes + classes
     norms = 2 * (sum(channels[1:]) + hidden) if batchnorm else 0
@@ -65,19 +64,34 @@ def test_augmentation_changes_only_training_batches():
     mean, std = torch.full((3,), 0.5), torch.full((3,), 0.25)
     plain = to_model_input(images, mean, std)
     assert torch.allclose(plain, (images.float() / 255 - 0.5) / 0.25)
-    augmented = to_model_input(images, mean, std, generator=seeded_generator("cpu", 0), jitter=0.2, augmentation=True)
+    augmented = to_model_input(
+        images, mean, std, generator=seeded_generator("cpu", 0), jitter=0.2, augmentation=True
+    )
     assert not torch.allclose(augmented, plain)
-    again = to_model_input(images, mean, std, generator=seeded_generator("cpu", 0), jitter=0.2, augmentation=True)
+    again = to_model_input(
+        images, mean, std, generator=seeded_generator("cpu", 0), jitter=0.2, augmentation=True
+    )
     assert torch.equal(augmented, again)  # seeded: a resumed epoch replays the same augmentation
 
 
 def test_flip_only_mirrors_and_jitter_stays_in_range():
     images = torch.rand(64, 3, 5, 7)
     flipped = augment(images, seeded_generator("cpu", 1), jitter=0.0)
-    for original, result in zip(images, flipped):
+    for original, result in zip(images, flipped, strict=True):
         assert torch.equal(result, original) or torch.equal(result, original.flip(-1))
-    assert 10 < sum(not torch.equal(a, b) for a, b in zip(images, flipped)) < 54
+    assert 10 < sum(not torch.equal(a, b) for a, b in zip(images, flipped, strict=True)) < 54
     jittered = augment(images, seeded_generator("cpu", 2), jitter=0.2)
     assert jittered.min() >= 0 and jittered.max() <= 1
     brightness = jittered.mean(dim=(1, 2, 3)) / images.mean(dim=(1, 2, 3))
     assert brightness.min() > 0.6 and brightness.max() < 1.4
+
+
+def test_dataset_normalization_matches_a_direct_computation():
+    from cnnstudy.models import normalization
+
+    images = torch.randint(0, 256, (50, 3, 6, 5), dtype=torch.uint8)
+    mean, std = normalization({"normalization": "dataset"}, images, chunk=7)
+    pixels = images.float().div(255).transpose(0, 1).reshape(3, -1)
+    assert torch.allclose(mean, pixels.mean(dim=1), atol=1e-6) and torch.allclose(std, pixels.std(dim=1), atol=1e-6)
+    imagenet_mean, _ = normalization({"normalization": "imagenet"}, images)
+    assert imagenet_mean.tolist() == pytest.approx([0.485, 0.456, 0.406])

@@ -1,7 +1,6 @@
 import pandas as pd
 import pytest
 import torch
-
 from cnnstudy.prepare import CorruptImageError, prepare
 
 

@@ -5,7 +5,6 @@ import sys
 import pandas as pd
 import pytest
 import torch
-
 from helpers import TESTS, package_environment
 from helpers.training import run_training, tiny_hyperparameters
 
@@ -23,7 +22,10 @@ def test_outputs_carry_hyperparameters_metrics_and_environment(prepared, tmp_pat
     assert checkpoint["hyperparameters"] == hp
     assert checkpoint["epoch"] == summary["best_epoch"] == int(history["val_accuracy"].idxmax()) + 1
     assert checkpoint["metrics"]["val_accuracy"] == history["val_accuracy"].max()
-    assert checkpoint["environment"]["torch"] == torch.__version__ and checkpoint["environment"]["device"] == "cpu"
+    assert (
+        checkpoint["environment"]["torch"] == torch.__version__
+        and checkpoint["environment"]["device"] == "cpu"
+    )
     assert len(checkpoint["normalization"]["mean"]) == 3
     written = pd.read_csv(tmp_path / "history.csv")
     assert list(written.columns) == [
@@ -45,7 +47,7 @@ def test_two_runs_with_one_seed_give_identical_histories(prepared, tmp_path):
     first_model, first, _ = run_training(prepared, tmp_path / "a", hp)
     second_model, second, _ = run_training(prepared, tmp_path / "b", hp)
     pd.testing.assert_frame_equal(metric_columns(first), metric_columns(second), check_exact=True)
-    for a, b in zip(first_model.state_dict().values(), second_model.state_dict().values()):
+    for a, b in zip(first_model.state_dict().values(), second_model.state_dict().values(), strict=True):
         assert torch.equal(a, b)
     other, _, _ = run_training(prepared, tmp_path / "c", {**hp, "seed": 1})
     assert not torch.equal(other.fc2.weight, first_model.fc2.weight)
@@ -65,7 +67,8 @@ def test_killed_run_resumes_from_the_last_epoch_and_ends_the_same(prepared, tmp_
     expected, actual = (pd.read_csv(folder / "history.csv") for folder in (uninterrupted, resumed))
     pd.testing.assert_frame_equal(metric_columns(expected), metric_columns(actual), check_exact=True)
     expected_weights, actual_weights = (
-        torch.load(folder / "checkpoint.pt", weights_only=False)["model_state"] for folder in (uninterrupted, resumed)
+        torch.load(folder / "checkpoint.pt", weights_only=False)["model_state"]
+        for folder in (uninterrupted, resumed)
     )
     assert all(torch.equal(expected_weights[key], actual_weights[key]) for key in expected_weights)
 
@@ -82,7 +85,9 @@ def test_resume_checkpoint_from_other_hyperparameters_is_ignored(prepared, tmp_p
 def test_early_stopping_stops_after_patience_epochs_without_improvement(prepared, tmp_path, monkeypatch):
     scripted = iter([0.10, 0.30, 0.20, 0.25, 0.30, 0.29, 0.50, 0.60])  # best at 2; 3-5 no better
     monkeypatch.setattr("cnnstudy.training.evaluate", lambda *args: (1.0, next(scripted)))
-    _, history, summary = run_training(prepared, tmp_path, tiny_hyperparameters(epochs=8, early_stopping_patience=3))
+    _, history, summary = run_training(
+        prepared, tmp_path, tiny_hyperparameters(epochs=8, early_stopping_patience=3)
+    )
     assert history["epoch"].tolist() == [1, 2, 3, 4, 5]
     assert summary["best_epoch"] == 2 and summary["stopped_epoch"] == 5 and summary["stopped_early"]
     assert torch.load(tmp_path / "checkpoint.pt", weights_only=False)["epoch"] == 2
@@ -98,4 +103,4 @@ def test_learning_rate_schedule(schedule):
         assert set(rates) == {1.0}
     else:
         assert rates[0] == pytest.approx(0.05) and rates[19] == pytest.approx(1.0)
-        assert all(a >= b for a, b in zip(rates[20:], rates[21:])) and rates[-1] < 0.01
+        assert all(a >= b for a, b in zip(rates[20:], rates[21:], strict=False)) and rates[-1] < 0.01

@@ -2,11 +2,10 @@ import hashlib
 
 import pytest
 import torch
-from torch import nn
-
 from cnnstudy.models import TransferResNet18, build_model
 from cnnstudy.weights import WeightsError, fetch_weights
 from helpers.training import run_training, tiny_hyperparameters
+from torch import nn
 
 
 def backbone_state(model):
@@ -29,13 +28,17 @@ def test_backbone_changes_only_as_the_mode_allows(prepared, tmp_path, mode):
         for tensor in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
     }
     other_keys = start.keys() - batchnorm_keys
-    assert other_keys and all(torch.equal(start[k], end[k]) for k in other_keys), "convolutions must stay frozen"
+    assert other_keys and all(torch.equal(start[k], end[k]) for k in other_keys), (
+        "convolutions must stay frozen"
+    )
     if mode == "bn_frozen":
         assert all(torch.equal(start[k], end[k]) for k in batchnorm_keys), "BatchNorm must not change at all"
     else:
         for suffix in ("weight", "bias", "running_mean", "running_var"):
             keys = [k for k in batchnorm_keys if k.endswith(suffix)]
-            assert all(not torch.equal(start[k], end[k]) for k in keys), f"every BatchNorm {suffix} must change"
+            assert all(not torch.equal(start[k], end[k]) for k in keys), (
+                f"every BatchNorm {suffix} must change"
+            )
 
 
 def test_frozen_batchnorm_stays_in_eval_mode_while_training():
@@ -46,7 +49,9 @@ def test_frozen_batchnorm_stays_in_eval_mode_while_training():
     unfrozen = TransferResNet18("bn_unfrozen", 10).train()
     assert all(m.training for m in unfrozen.modules() if isinstance(m, nn.BatchNorm2d))
     trainable = [n for n, p in unfrozen.named_parameters() if p.requires_grad]
-    assert "net.conv1.weight" not in trainable and "net.bn1.weight" in trainable and "net.fc.bias" in trainable
+    assert (
+        "net.conv1.weight" not in trainable and "net.bn1.weight" in trainable and "net.fc.bias" in trainable
+    )
     full = TransferResNet18("full", 10)
     assert all(p.requires_grad for p in full.parameters())
 

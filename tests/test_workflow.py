@@ -6,14 +6,21 @@ import shutil
 import pandas as pd
 import pytest
 import yaml
+from conftest import run_snakemake
+from helpers import REPO
 from PIL import Image
 from torchvision.datasets.utils import calculate_md5
 
-from conftest import run_snakemake
-from helpers import REPO
-
 WORKFLOW_FILES = ["Snakefile", "config.yaml", "workflow", "profiles", "envs"]
-MODELS = ["baseline", "batchnorm", "dropout", "augmentation", "combined", "resnet18_bn_frozen", "resnet18_bn_unfrozen"]
+MODELS = [
+    "baseline",
+    "batchnorm",
+    "dropout",
+    "augmentation",
+    "combined",
+    "resnet18_bn_frozen",
+    "resnet18_bn_unfrozen",
+]
 DEMO = ["--profile", "profiles/demo"]
 
 
@@ -67,7 +74,10 @@ def test_full_study_plans_every_stage(workflow_copy):
     [
         ("results/models/combined/checkpoint.pt", {"train_cnn": 1}),
         ("results/figures/confusion/combined.png", {"train_cnn": 1, "evaluate": 1, "plot_confusion": 1}),
-        ("results/models/resnet18_bn_unfrozen/checkpoint.pt", {"finetune_resnet18": 1, "download_weights": 1}),
+        (
+            "results/models/resnet18_bn_unfrozen/checkpoint.pt",
+            {"finetune_resnet18": 1, "download_weights": 1},
+        ),
     ],
 )
 def test_single_target_plans_only_its_chain(workflow_copy, target, expected):
@@ -96,7 +106,11 @@ def test_several_seeds_train_each_model_once_per_seed(workflow_copy):
 
 @pytest.mark.parametrize(
     "override, named",
-    [("training={'epochs': 'many'}", "many"), ("cnn={'variants': {'vgg16': {}}}", "vgg16"), ("typo_key=1", "typo_key")],
+    [
+        ("training={'epochs': 'many'}", "many"),
+        ("cnn={'variants': {'vgg16': {}}}", "vgg16"),
+        ("typo_key=1", "typo_key"),
+    ],
 )
 def test_bad_config_stops_before_any_job(workflow_copy, override, named):
     result = run_snakemake("-n", "--cores", "1", "--config", override, cwd=workflow_copy, check=False)

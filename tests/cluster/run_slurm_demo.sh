@@ -223,7 +223,7 @@ for _ in $(seq 1 50); do [[ -S $MUNGE/munge.socket ]] && break; sleep 0.1; done
 # the production requests in profiles/slurm (up to 24 GB per job) even on a small machine
 # (SlurmdParameters=config_overrides accepts a node description larger than the hardware).
 NCPU=$(nproc)
-((NCPU < 2)) && NCPU=2 # profiles/slurm-ci caps threads at 2
+((NCPU < 2)) && NCPU=2 # two jobs side by side (profiles/slurm-ci: one thread each)
 DETECTED_MB=$(slurmd -C 2>/dev/null | sed -n 's/.*RealMemory=\([0-9]*\).*/\1/p' | head -n 1)
 MEM_MB=$((${DETECTED_MB:-0} * 85 / 100))
 ((MEM_MB < 64000)) && MEM_MB=64000

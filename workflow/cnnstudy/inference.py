@@ -31,7 +31,9 @@ def evaluate_checkpoint(checkpoint_path, test_split, device, batch_size):
     probabilities = predict(model, test_split, mean, std, batch_size, device).softmax(dim=1).cpu()
     confidence, predicted = probabilities.max(dim=1)
     labels = test_split.labels.cpu()
-    metrics = classification_metrics(labels.numpy(), predicted.numpy(), probabilities.numpy(), test_split.classes)
+    metrics = classification_metrics(
+        labels.numpy(), predicted.numpy(), probabilities.numpy(), test_split.classes
+    )
     predictions = pd.DataFrame(
         {
             "file": test_split.files,

@@ -113,9 +113,20 @@ def tracked_layers(model):
             yield name.removeprefix("net."), kind, module
 
 
-def normalization(hyperparameters, train_images):
-    """Per-channel (mean, std) in [0, 1] units: the training split's, or ImageNet's for ResNet."""
+def normalization(hyperparameters, train_images, chunk=1024):
+    """Per-channel (mean, std) in [0, 1] units: the training split's, or ImageNet's for ResNet.
+
+    Summed chunk by chunk in float64, so a GPU-resident dataset never needs a full float copy.
+    """
     if hyperparameters["normalization"] == "imagenet":
         return torch.tensor(IMAGENET_MEAN), torch.tensor(IMAGENET_STD)
-    pixels = train_images.float().div_(255).transpose(0, 1).reshape(3, -1)
-    return pixels.mean(dim=1), pixels.std(dim=1)
+    total = torch.zeros(3, dtype=torch.float64, device=train_images.device)
+    squares = torch.zeros_like(total)
+    for start in range(0, len(train_images), chunk):
+        pixels = train_images[start : start + chunk].double().div_(255)
+        total += pixels.sum(dim=(0, 2, 3))
+        squares += pixels.square().sum(dim=(0, 2, 3))
+    count = train_images.numel() / 3
+    mean = total / count
+    std = ((squares - count * mean.square()) / (count - 1)).sqrt()
+    return mean.float().cpu(), std.float().cpu()

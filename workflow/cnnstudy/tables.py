@@ -70,7 +70,9 @@ def _markdown_rows(frame):
                 for v, s in zip(frame["test_accuracy"], frame["test_accuracy_std"], strict=True)
             ],
             "seeds": frame["seeds"].astype(str),
-            "training minutes": [f"{value:.1f}" for value in frame["training_minutes"]],
+            "training minutes": [
+                f"{value:.1f}" if value >= 1 else f"{value:.2f}" for value in frame["training_minutes"]
+            ],
             "best epoch": frame["best_epoch"].astype(str),
             "epochs run": frame["epochs_run"].astype(str),
             "reported test accuracy": [_percent(value) for value in frame["reported_test_accuracy"]],

@@ -1,7 +1,6 @@
 import json
 
 import pandas as pd
-
 from cnnstudy.jobs import start_job
 from cnnstudy.tables import summary_table, write_summary
 
@@ -11,7 +10,9 @@ models, seeds = snakemake.params.models, snakemake.params.seeds
 
 def per_model(paths, read):
     """Inputs come model by model, one file per seed: group them back."""
-    return {model: [read(path) for path in paths[i * seeds : (i + 1) * seeds]] for i, model in enumerate(models)}
+    return {
+        model: [read(path) for path in paths[i * seeds : (i + 1) * seeds]] for i, model in enumerate(models)
+    }
 
 
 def read_json(path):
@@ -27,4 +28,6 @@ frame = summary_table(
     snakemake.params.reported,
     snakemake.params.target,
 )
-write_summary(frame, snakemake.output.csv, snakemake.output.markdown, snakemake.params.dataset, snakemake.params.target)
+write_summary(
+    frame, snakemake.output.csv, snakemake.output.markdown, snakemake.params.dataset, snakemake.params.target
+)

@@ -1,5 +1,4 @@
 import torch
-
 from cnnstudy.data import load_split
 from cnnstudy.devices import select_device
 from cnnstudy.jobs import start_job
@@ -26,7 +25,9 @@ train(
     train_split,
     val_split,
     device,
-    outputs={key: getattr(snakemake.output, key) for key in ("checkpoint", "history", "gradients", "summary")},
+    outputs={
+        key: getattr(snakemake.output, key) for key in ("checkpoint", "history", "gradients", "summary")
+    },
     resume_dir=snakemake.params.resume_dir,
     normalization=normalization(hp, train_split.images),
     pretrained=pretrained,

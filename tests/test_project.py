@@ -1,0 +1,75 @@
+"""Repository hygiene that CI must hold: pins agree, code is formatted, the README's commands exist."""
+
+import re
+import subprocess
+import sys
+
+import pytest
+import yaml
+from helpers import REPO
+
+BIN = REPO / ".venv" / "bin"
+
+
+def pins(lines):
+    return dict(re.findall(r"^\s*-?\s*([A-Za-z0-9_.-]+)==([^\s#]+)", lines, flags=re.M))
+
+
+@pytest.mark.parametrize("env", ["pytorch.yaml", "report.yaml"])
+def test_conda_envs_pin_what_requirements_pin(env):
+    required = pins((REPO / "requirements.txt").read_text())
+    pip_section = next(d["pip"] for d in yaml.safe_load((REPO / "envs" / env).read_text())["dependencies"]
+                       if isinstance(d, dict))  # fmt: skip
+    env_pins = pins("\n".join(pip_section))
+    assert env_pins and all(required[name] == version for name, version in env_pins.items())
+
+
+def test_torch_pins_are_the_ones_on_this_machines_disk():
+    required = pins((REPO / "requirements.txt").read_text())
+    assert required["torch"] == "2.14.1" and required["torchvision"] == "0.29.1"
+
+
+def tool(name):
+    path = BIN / name
+    return (
+        str(path)
+        if path.exists()
+        else pytest.skip(f"{name} is not installed in .venv (make test installs it)")
+    )
+
+
+def test_snakefiles_are_formatted():
+    result = subprocess.run([tool("snakefmt"), "--check", "Snakefile", "workflow/rules"], cwd=REPO,
+                            capture_output=True, text=True)  # fmt: skip
+    assert result.returncode == 0, result.stderr + result.stdout
+
+
+def test_python_is_formatted_and_lint_free():
+    for command in (["format", "--check", "."], ["check", "."]):
+        result = subprocess.run([tool("ruff"), *command], cwd=REPO, capture_output=True, text=True)
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_rule_has_a_log():
+    rules = "\n".join(path.read_text() for path in (REPO / "workflow" / "rules").glob("*.smk"))
+    bodies = re.split(r"^\s*rule \w+:", rules, flags=re.M)[1:]
+    assert len(bodies) > 10 and all("log:" in body for body in bodies)
+
+
+def test_readme_commands_are_real_make_targets():
+    makefile = (REPO / "Makefile").read_text()
+    for target in set(re.findall(r"\bmake ([a-z-]+)", (REPO / "README.md").read_text())):
+        assert re.search(rf"^{target}:", makefile, flags=re.M), (
+            f"README mentions make {target}; no such target"
+        )
+
+
+def test_scripts_import_only_the_package_and_stay_thin():
+    for script in (REPO / "workflow" / "scripts").glob("*.py"):
+        lines = [line for line in script.read_text().splitlines() if line.strip()]
+        assert len(lines) < 40, f"{script.name} is {len(lines)} lines: move the logic into cnnstudy"
+        assert "start_job(snakemake)" in script.read_text() or "snakemake.log" in script.read_text()
+
+
+def test_python_is_the_one_this_project_pins():
+    assert sys.version_info[:2] >= (3, 11)
