@@ -11,6 +11,8 @@ from types import SimpleNamespace
 import pytest
 import torch
 import torch.nn.functional as F
+from torch.utils._python_dispatch import TorchDispatchMode
+
 from cnnstudy import conv_stub
 from cnnstudy.conv_stub import (
     ConvCase,
@@ -24,7 +26,6 @@ from cnnstudy.conv_stub import (
     verify,
     write_report,
 )
-from torch.utils._python_dispatch import TorchDispatchMode
 
 SCRIPT = Path(__file__).resolve().parents[1] / "workflow" / "scripts" / "verify_conv_stub.py"
 

@@ -1,8 +1,9 @@
 import pytest
 import torch
+from torch import nn
+
 from cnnstudy.data import augment, seeded_generator, to_model_input
 from cnnstudy.models import build_cnn, count_parameters
-from torch import nn
 
 VARIANT_FLAGS = {
     "baseline": {},
@@ -92,6 +93,8 @@ def test_dataset_normalization_matches_a_direct_computation():
     images = torch.randint(0, 256, (50, 3, 6, 5), dtype=torch.uint8)
     mean, std = normalization({"normalization": "dataset"}, images, chunk=7)
     pixels = images.float().div(255).transpose(0, 1).reshape(3, -1)
-    assert torch.allclose(mean, pixels.mean(dim=1), atol=1e-6) and torch.allclose(std, pixels.std(dim=1), atol=1e-6)
+    assert torch.allclose(mean, pixels.mean(dim=1), atol=1e-6) and torch.allclose(
+        std, pixels.std(dim=1), atol=1e-6
+    )
     imagenet_mean, _ = normalization({"normalization": "imagenet"}, images)
     assert imagenet_mean.tolist() == pytest.approx([0.485, 0.456, 0.406])

@@ -7,9 +7,10 @@ import pandas as pd
 import pytest
 import yaml
 from conftest import run_snakemake
-from helpers import REPO
 from PIL import Image
 from torchvision.datasets.utils import calculate_md5
+
+from helpers import REPO
 
 WORKFLOW_FILES = ["Snakefile", "config.yaml", "workflow", "profiles", "envs"]
 MODELS = [
@@ -84,6 +85,16 @@ def test_single_target_plans_only_its_chain(workflow_copy, target, expected):
     output = run_snakemake(target, "-n", "--cores", "4", "--resources", "gpu=1", cwd=workflow_copy).stdout
     data_stages = {"download_dataset": 1, "prepare_dataset": 1}
     assert planned_jobs(output) == {**data_stages, **expected}
+
+
+def test_weights_placed_in_the_cache_by_hand_are_not_downloaded(tmp_path):
+    workflow = copy_workflow(tmp_path)
+    cache = workflow / "resources/torch/hub/checkpoints"
+    cache.mkdir(parents=True)
+    (cache / "resnet18-f37072fd.pth").write_bytes(b"placed by hand")
+    target = "results/models/resnet18_bn_frozen/checkpoint.pt"
+    output = run_snakemake(target, "-n", "--cores", "4", "--resources", "gpu=1", cwd=workflow).stdout
+    assert "download_weights" not in planned_jobs(output) and planned_jobs(output)["finetune_resnet18"] == 1
 
 
 def test_target_after_resources_is_the_documented_pitfall(workflow_copy):

@@ -21,6 +21,7 @@ Two strategies, both vectorised, give the same result up to float32 summation or
 import contextlib
 import csv
 import dataclasses
+import logging
 import math
 import platform
 import statistics
@@ -34,13 +35,17 @@ from torch import nn
 
 from .files import atomic_path
 
+log = logging.getLogger(__name__)
+
 METHODS = ("auto", "im2col", "shift")
-# ``auto`` takes the shift path while the padded input has at most this many positions per output
+# ``auto`` takes the shift path while the padded input has at most this many positions per output,
 SHIFT_MAX_WASTE = 2.0
-# ... and while each tap's matmul reduces over at least this many channels: below that every tap is
-# a memory-bound pass over the whole accumulator, and im2col's single matmul with kh·kw times the
-# inner dimension wins (3 → 64 channels, 7×7 on 4×3×64×64: 17 ms shift, 3 ms im2col on 2 cores).
-SHIFT_MIN_GROUP_CHANNELS = 4
+# and while the input channels per group are many, or not far fewer than the output channels. Every
+# tap reads and rewrites the whole (positions × output channels) accumulator, so with few input but
+# many output channels per group those passes cost more than im2col's copy of the input (measured on
+# 2 cores: 3 → 64 channels, 7×7: shift 3.6 ms, im2col 2.3 ms; 128 → 256 in 64 groups: 31 vs 46 ms).
+SHIFT_MIN_GROUP_CHANNELS = 16
+SHIFT_MAX_WIDENING = 2
 
 
 def _pair(value, name, minimum):
@@ -203,11 +208,11 @@ def conv2d_from_scratch(
         raise ValueError(f"method 'shift' needs stride 1, got {stride}")
     xg = _padded_group_major(x, padding, groups)
     waste = xg.shape[2] * xg.shape[3] / (out_size[0] * out_size[1])
-    depthwise = group_channels == 1 and out_channels == groups  # the shift path has no matmul then
+    group_out = out_channels // groups
     shift_pays = (
         stride == (1, 1)
         and waste <= SHIFT_MAX_WASTE
-        and (group_channels >= SHIFT_MIN_GROUP_CHANNELS or depthwise)
+        and (group_channels >= SHIFT_MIN_GROUP_CHANNELS or group_out <= SHIFT_MAX_WIDENING * group_channels)
     )
     if method == "shift" or (method == "auto" and shift_pays):
         out = _conv_shift(xg, weight, bias, dilation, out_size)
@@ -599,3 +604,39 @@ def verify(rows):
     if failed:
         details = "; ".join(f"{row['case']} (max abs error {row['max_abs_error']:.3g})" for row in failed)
         raise AssertionError(f"{len(failed)} of {len(rows)} convolution checks failed: {details}")
+
+
+def failed_report_path(markdown_path):
+    """Where ``check_grid`` keeps the report of a failed check: ``<markdown>.failed.md`` beside it."""
+    markdown_path = Path(markdown_path)
+    return markdown_path.with_name(markdown_path.name + ".failed.md")
+
+
+def check_grid(
+    markdown_path, csv_path, atol=1e-3, batch_size=4, image_size=64, repeats=5, seed=0, device="cpu"
+):
+    """Run the whole grid, log one line per case, write the report, raise if any case failed.
+
+    Snakemake deletes a failed job's outputs, so on failure the report is also kept at
+    ``failed_report_path(markdown_path)`` (not a declared output) and the error names that file.
+    """
+    cases = check_cases(batch_size=batch_size, image_size=image_size)
+    log.info(
+        "%d cases, atol %g, %d timed repeats, torch %s on %s",
+        len(cases),
+        atol,
+        repeats,
+        torch.__version__,
+        device,
+    )
+    rows = run_cases(cases, atol, repeats, seed, device, progress=lambda row: log.info(format_row(row)))
+    write_report(rows, markdown_path, csv_path)
+    log.info(summary_line(rows).replace("**", ""))
+    failed_report = failed_report_path(markdown_path)
+    try:
+        verify(rows)
+    except AssertionError as error:
+        write_report(rows, failed_report)
+        raise RuntimeError(f"{error}. The report is kept at {failed_report}") from error
+    failed_report.unlink(missing_ok=True)  # left by an earlier failed run, it would contradict this one
+    return rows

@@ -1,6 +1,7 @@
 import json
 
 import pandas as pd
+
 from cnnstudy.jobs import start_job
 from cnnstudy.tables import summary_table, write_summary
 

@@ -1,4 +1,5 @@
 import torch
+
 from cnnstudy.data import load_split
 from cnnstudy.devices import select_device
 from cnnstudy.jobs import start_job
