@@ -41,7 +41,7 @@ test: $(DEV)
 
 ## test-cluster: the demo through a real one-machine SLURM cluster (root; installs Debian packages)
 test-cluster: $(CLUSTER)
-	bash tests/cluster/run_slurm_demo.sh
+	SNAKEMAKE=$(BIN)/snakemake bash tests/cluster/run_slurm_demo.sh
 
 ## bench: speed measurements that print numbers (conv stub vs F.conv2d; training loop vs textbook loop)
 bench: $(RUNTIME)

@@ -5,6 +5,12 @@
 configfile: "config.yaml"
 
 
+# On a workstation `--resources gpu=N` caps concurrent GPU jobs; on a cluster the scheduler hands out
+# GPUs, so Snakemake must not tally them across submissions.
+resource_scopes:
+    gpu="local",
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/dataset.smk"
 include: "workflow/rules/conv_stub.smk"

@@ -4,9 +4,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from cnnstudy.settings import hyperparameters, model_names, validate_config
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import update_config
+
+from cnnstudy.settings import hyperparameters, model_names, validate_config
 
 REPO = Path(__file__).resolve().parent.parent
 

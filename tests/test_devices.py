@@ -4,6 +4,7 @@ import textwrap
 
 import pytest
 import torch
+
 from cnnstudy.devices import claim_gpu, physical_gpu_ids, select_device
 from helpers import package_environment
 

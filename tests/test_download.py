@@ -3,8 +3,9 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from cnnstudy.download import ArchiveError, as_url, fetch_archive, unpack_dataset
 from torchvision.datasets.utils import calculate_md5
+
+from cnnstudy.download import ArchiveError, as_url, fetch_archive, unpack_dataset
 
 
 def test_file_url_download_verifies_and_unpacks(demo_archive, tmp_path):

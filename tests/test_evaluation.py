@@ -3,6 +3,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+
 from cnnstudy.evaluation import classification_metrics, write_evaluation
 
 CLASSES = ["tench", "church", "parachute"]

@@ -3,6 +3,10 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from PIL import Image
+
 from cnnstudy.plots import (
     _mark_epochs,
     _title,
@@ -14,9 +18,6 @@ from cnnstudy.plots import (
     plot_dead_units,
     plot_gradients,
 )
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from PIL import Image
 
 CLASSES = ["tench", "English springer", "cassette player", "chain saw", "church"]
 CNNS = ["baseline", "batchnorm", "dropout", "augmentation", "combined"]

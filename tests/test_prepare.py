@@ -1,6 +1,7 @@
 import pandas as pd
 import pytest
 import torch
+
 from cnnstudy.prepare import CorruptImageError, prepare
 
 

@@ -6,6 +6,7 @@ import sys
 
 import pytest
 import yaml
+
 from helpers import REPO
 
 BIN = REPO / ".venv" / "bin"

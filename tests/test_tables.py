@@ -2,6 +2,7 @@ import math
 
 import pandas as pd
 import pytest
+
 from cnnstudy.tables import COLUMNS, summary_table, write_summary
 
 MODELS = [

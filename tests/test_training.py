@@ -5,6 +5,7 @@ import sys
 import pandas as pd
 import pytest
 import torch
+
 from helpers import TESTS, package_environment
 from helpers.training import run_training, tiny_hyperparameters
 

@@ -2,10 +2,11 @@ import hashlib
 
 import pytest
 import torch
+from torch import nn
+
 from cnnstudy.models import TransferResNet18, build_model
 from cnnstudy.weights import WeightsError, fetch_weights
 from helpers.training import run_training, tiny_hyperparameters
-from torch import nn
 
 
 def backbone_state(model):

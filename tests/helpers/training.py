@@ -5,11 +5,11 @@ from pathlib import Path
 
 import torch
 import yaml
+
 from cnnstudy.data import load_split
 from cnnstudy.models import build_model, normalization
 from cnnstudy.settings import hyperparameters
 from cnnstudy.training import train
-
 from helpers import REPO
 
 OUTPUT_NAMES = {"checkpoint": "checkpoint.pt", "history": "history.csv", "gradients": "gradients.csv",
