@@ -11,7 +11,6 @@ DEMO := --profile profiles/demo
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
 
 $(RUNTIME): requirements.txt | $(BIN)/python
 	$(BIN)/pip install --quiet -r requirements.txt

@@ -4,16 +4,8 @@ import pandas as pd
 import pytest
 
 from cnnstudy.tables import COLUMNS, summary_table, write_summary
+from helpers import MODELS
 
-MODELS = [
-    "baseline",
-    "batchnorm",
-    "dropout",
-    "augmentation",
-    "combined",
-    "resnet18_bn_frozen",
-    "resnet18_bn_unfrozen",
-]
 REPORTED = {
     "baseline": {"test_accuracy": 0.6203, "minutes": 14},
     "batchnorm": {"test_accuracy": 0.6631, "minutes": 16},

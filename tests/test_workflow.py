@@ -10,18 +10,9 @@ from conftest import run_snakemake
 from PIL import Image
 from torchvision.datasets.utils import calculate_md5
 
-from helpers import REPO
+from helpers import MODELS, REPO
 
 WORKFLOW_FILES = ["Snakefile", "config.yaml", "workflow", "profiles", "envs"]
-MODELS = [
-    "baseline",
-    "batchnorm",
-    "dropout",
-    "augmentation",
-    "combined",
-    "resnet18_bn_frozen",
-    "resnet18_bn_unfrozen",
-]
 DEMO = ["--profile", "profiles/demo"]
 
 

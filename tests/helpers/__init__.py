@@ -5,6 +5,15 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 TESTS = REPO / "tests"
+MODELS = [  # every model of the default configuration, in table order
+    "baseline",
+    "batchnorm",
+    "dropout",
+    "augmentation",
+    "combined",
+    "resnet18_bn_frozen",
+    "resnet18_bn_unfrozen",
+]
 
 
 def package_environment():

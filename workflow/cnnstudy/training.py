@@ -114,9 +114,9 @@ def train(model, hp, train_split, val_split, device, outputs, resume_dir, normal
     """Train ``model`` with hyper-parameters ``hp``; write the best checkpoint, history and gradients.
 
     ``normalization`` is the per-channel (mean, std); ``pretrained`` is recorded for ResNet-18 (None
-    for the CNN). ``outputs`` maps checkpoint / history / gradients / summary to paths. A resume checkpoint is kept
-    in ``resume_dir`` after every epoch and removed at the end; a rerun with the same ``hp`` continues
-    from the last finished epoch. Every epoch reseeds from (seed, epoch), so a resumed run on the CPU
+    for the CNN). ``outputs`` maps checkpoint / history / gradients / summary to paths. A resume
+    checkpoint is kept in ``resume_dir`` after every epoch and removed at the end; a rerun with the
+    same ``hp`` continues from the last finished epoch. Every epoch reseeds from (seed, epoch), so a resumed run on the CPU
     replays exactly what an uninterrupted one would have done.
     """
     resume_dir = Path(resume_dir)
@@ -171,15 +171,12 @@ def train(model, hp, train_split, val_split, device, outputs, resume_dir, normal
             for group in optimizer.param_groups:
                 group["lr"] = lr
             batch = order[step * hp["batch_size"] : (step + 1) * hp["batch_size"]]
-            images = to_model_input(
-                train_split.images[batch],
-                mean,
-                std,
-                on_cuda,
-                augment_generator,
-                hp["jitter"],
-                hp["augmentation"],
-            )
+            augmentation = {
+                "generator": augment_generator,
+                "jitter": hp["jitter"],
+                "augmentation": hp["augmentation"],
+            }
+            images = to_model_input(train_split.images[batch], mean, std, on_cuda, **augmentation)
             labels = train_split.labels[batch]
             with autocast(device):
                 logits = forward(images)
