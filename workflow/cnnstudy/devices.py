@@ -48,7 +48,10 @@ def claim_gpu(device_count, lock_dir=None, poll_seconds=5.0, timeout_seconds=Non
 
 def select_device(preference):
     """``auto`` | ``cpu`` | ``cuda`` → a torch.device, claiming a free GPU when CUDA is used."""
-    if preference == "cpu" or (preference == "auto" and not torch.cuda.is_available()):
+    if preference == "cpu":
+        return torch.device("cpu")
+    if preference == "auto" and not torch.cuda.is_available():
+        log.warning("no CUDA device found: running on the CPU (fine for the demo, slow for the full study)")
         return torch.device("cpu")
     if not torch.cuda.is_available():
         raise RuntimeError("device: cuda is configured, but PyTorch sees no CUDA device on this machine")
