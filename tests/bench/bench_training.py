@@ -1,6 +1,6 @@
 """Training throughput: our loop against the textbook one, same model, same images (not a test).
 
-    python tests/bench/bench_training.py [--device cpu|cuda] [--image-size 32] [--width 16] [--epochs 3]
+    python tests/bench/bench_training.py [--device cpu|cuda] [--image-size 32] [--width 16] [--epochs 5]
 
 Textbook: torchvision ImageFolder + PIL transforms + DataLoader (2 workers), as in PyTorch's CIFAR-10
 tutorial, decoding and resizing every JPEG every epoch. Ours: the workflow's own `train()` on tensors
@@ -91,7 +91,7 @@ def main():
     )
     parser.add_argument("--batch-size", type=int, default=32, help="(the demo's 32; the study's 128)")
     parser.add_argument("--per-class", type=int, default=100, help="training images per class")
-    parser.add_argument("--epochs", type=int, default=3, help="timed epochs, after one warm-up epoch")
+    parser.add_argument("--epochs", type=int, default=5, help="timed epochs, after one warm-up epoch")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

@@ -64,12 +64,14 @@ def augment(images, generator, jitter):
     return images
 
 
-def to_model_input(images, mean, std, channels_last=False, generator=None, jitter=0.0, augmentation=False):
-    """uint8 images → normalised float input; augmentation (training batches only) happens before normalising."""
+def to_model_input(images, mean, std, generator=None, jitter=0.0, augmentation=False):
+    """uint8 images → normalised float input; augmentation (training batches only) happens before normalising.
+
+    The result is channels-last, the layout the models are kept in: oneDNN's and cuDNN's convolutions
+    run faster on it (measured on 2 CPU cores: about 1.5× for the demo's CNN).
+    """
     images = images.float().div_(255)
     if augmentation:
         images = augment(images, generator, jitter)
     images = (images - mean.view(1, 3, 1, 1)) / std.view(1, 3, 1, 1)
-    if channels_last:
-        images = images.contiguous(memory_format=torch.channels_last)
-    return images
+    return images.contiguous(memory_format=torch.channels_last)

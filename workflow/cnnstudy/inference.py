@@ -13,9 +13,7 @@ def load_trained_model(checkpoint_path, device):
     checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=False)  # our own file
     model = build_model(checkpoint["hyperparameters"], len(checkpoint["classes"]))
     model.load_state_dict(checkpoint["model_state"])
-    model.to(device)
-    if device.type == "cuda":
-        model.to(memory_format=torch.channels_last)
+    model.to(device, memory_format=torch.channels_last)
     return model, checkpoint
 
 

@@ -83,8 +83,12 @@ def prepare(dataset_dir, output_dir, image_size, validation_fraction, seed, skip
             return None
 
     log.info("decoding %d images with %d threads", len(manifest), threads)
+    images = []
     with ThreadPoolExecutor(max_workers=threads) as pool:  # PIL releases the GIL while decoding
-        images = list(pool.map(decode, manifest["file"]))
+        for image in pool.map(decode, manifest["file"]):
+            images.append(image)
+            if len(images) % 2000 == 0:
+                log.info("decoded %d of %d images", len(images), len(manifest))
     manifest["skipped"] = [image is None for image in images]
 
     classes = sorted(manifest["wnid"].unique())

@@ -45,7 +45,7 @@ def predict(model, split, mean, std, batch_size, device):
     model.eval()
     outputs = []
     for start in range(0, len(split), batch_size):
-        images = to_model_input(split.images[start : start + batch_size], mean, std, device.type == "cuda")
+        images = to_model_input(split.images[start : start + batch_size], mean, std)
         with autocast(device):
             outputs.append(model(images).float())
     return torch.cat(outputs)
@@ -122,9 +122,8 @@ def train(model, hp, train_split, val_split, device, outputs, resume_dir, normal
     resume_dir = Path(resume_dir)
     on_cuda = device.type == "cuda"
     mean, std = (statistic.to(device) for statistic in normalization)
-    model.to(device)
+    model.to(device, memory_format=torch.channels_last)
     if on_cuda:
-        model.to(memory_format=torch.channels_last)
         torch.backends.cudnn.benchmark = True
     else:
         torch.use_deterministic_algorithms(True)
@@ -138,7 +137,7 @@ def train(model, hp, train_split, val_split, device, outputs, resume_dir, normal
     if steps_per_epoch == 0:
         raise ValueError(f"batch_size {hp['batch_size']} exceeds the {len(train_split)} training images")
     total_steps = steps_per_epoch * hp["epochs"]
-    probe = to_model_input(val_split.images[: hp["probe_size"]], mean, std, on_cuda)
+    probe = to_model_input(val_split.images[: hp["probe_size"]], mean, std)
 
     state = {"epoch": 0, "history": [], "gradients": [], "best_accuracy": -1.0, "best_epoch": 0}
     resume_file, best_file = resume_dir / "last.pt", resume_dir / "best.pt"
@@ -176,7 +175,7 @@ def train(model, hp, train_split, val_split, device, outputs, resume_dir, normal
                 "jitter": hp["jitter"],
                 "augmentation": hp["augmentation"],
             }
-            images = to_model_input(train_split.images[batch], mean, std, on_cuda, **augmentation)
+            images = to_model_input(train_split.images[batch], mean, std, **augmentation)
             labels = train_split.labels[batch]
             with autocast(device):
                 logits = forward(images)
