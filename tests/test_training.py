@@ -105,3 +105,30 @@ def test_learning_rate_schedule(schedule):
     else:
         assert rates[0] == pytest.approx(0.05) and rates[19] == pytest.approx(1.0)
         assert all(a >= b for a, b in zip(rates[20:], rates[21:], strict=False)) and rates[-1] < 0.01
+
+
+def test_dead_units_are_the_relus_silent_on_every_probe_image():
+    from cnnstudy.models import build_cnn
+    from cnnstudy.training import dead_unit_fractions
+
+    model = build_cnn(16, 4, 8, 10)
+    with torch.no_grad():
+        model.conv1.bias[:2] = -1e6  # channels 0 and 1 of conv1 can never fire
+        model.fc1.bias[:] = 1e6  # every FC1 unit always fires
+    fractions = dead_unit_fractions(model, torch.randn(8, 3, 16, 16))
+    assert set(fractions) == {"dead_conv1", "dead_conv2", "dead_conv3", "dead_fc1"}
+    assert fractions["dead_conv1"] >= 0.5 and fractions["dead_fc1"] == 0.0
+
+
+def test_gradient_histograms_count_every_weight_of_every_layer():
+    from cnnstudy.models import build_cnn
+    from cnnstudy.training import gradient_histograms
+
+    model = build_cnn(16, 4, 8, 10, batchnorm=True)
+    model(torch.randn(4, 3, 16, 16)).sum().backward()
+    rows = pd.DataFrame(gradient_histograms(model, epoch=3, bins=5))
+    counted = rows.groupby("layer")["count"].sum()
+    for name, module in model.named_children():
+        if hasattr(module, "weight"):
+            assert counted[name] == module.weight.numel()
+    assert (rows["epoch"] == 3).all() and set(rows["kind"]) == {"conv", "batchnorm", "linear"}
