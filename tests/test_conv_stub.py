@@ -14,18 +14,8 @@ import torch.nn.functional as F
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from cnnstudy import conv_stub
-from cnnstudy.conv_stub import (
-    ConvCase,
-    MyConvStub,
-    MyFilterStub,
-    blur_kernel,
-    check_cases,
-    conv2d_from_scratch,
-    run_case,
-    run_cases,
-    verify,
-    write_report,
-)
+from cnnstudy.conv_checks import ConvCase, check_cases, run_case, run_cases, verify, write_report
+from cnnstudy.conv_stub import MyConvStub, MyFilterStub, blur_kernel, conv2d_from_scratch
 
 SCRIPT = Path(__file__).resolve().parents[1] / "workflow" / "scripts" / "verify_conv_stub.py"
 

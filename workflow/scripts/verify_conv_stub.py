@@ -2,7 +2,7 @@
 # report.csv. A failed check fails the job; its report survives at <report.md>.failed.md.
 import torch
 
-from cnnstudy.conv_stub import check_grid
+from cnnstudy.conv_checks import check_grid
 from cnnstudy.jobs import start_job
 
 start_job(snakemake)
