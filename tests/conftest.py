@@ -1,12 +1,12 @@
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
 
-REPO = Path(__file__).resolve().parent.parent
+from helpers import REPO
+
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
 

@@ -26,6 +26,11 @@ def as_url(source):
     return Path(source).resolve().as_uri()
 
 
+def url_file_name(url):
+    """The file name a URL ends in (the name the download is cached under)."""
+    return Path(urllib.parse.urlparse(url).path).name
+
+
 def verify_md5(path, md5):
     actual = calculate_md5(str(path))
     if actual != md5:
@@ -42,7 +47,7 @@ def fetch_archive(source, md5, archive_dir):
     """
     url = as_url(source)
     archive_dir = Path(archive_dir)
-    target = archive_dir / Path(urllib.parse.urlparse(url).path).name
+    target = archive_dir / url_file_name(url)
     if target.exists() and calculate_md5(str(target)) == md5:
         log.info("using the verified archive already at %s (no download)", target)
         return target

@@ -116,8 +116,8 @@ def train(model, hp, train_split, val_split, device, outputs, resume_dir, normal
     ``normalization`` is the per-channel (mean, std); ``pretrained`` is recorded for ResNet-18 (None
     for the CNN). ``outputs`` maps checkpoint / history / gradients / summary to paths. A resume
     checkpoint is kept in ``resume_dir`` after every epoch and removed at the end; a rerun with the
-    same ``hp`` continues from the last finished epoch. Every epoch reseeds from (seed, epoch), so a resumed run on the CPU
-    replays exactly what an uninterrupted one would have done.
+    same ``hp`` continues from the last finished epoch. Every epoch reseeds from (seed, epoch), so a
+    resumed run on the CPU replays exactly what an uninterrupted one would have done.
     """
     resume_dir = Path(resume_dir)
     on_cuda = device.type == "cuda"
@@ -157,7 +157,11 @@ def train(model, hp, train_split, val_split, device, outputs, resume_dir, normal
             break
         torch.manual_seed(hp["seed"] * 10_000 + epoch)  # dropout masks
         order_generator = seeded_generator(device, hp["seed"], epoch, 0)
-        augment_generator = seeded_generator(device, hp["seed"], epoch, 1)
+        augmentation = {
+            "generator": seeded_generator(device, hp["seed"], epoch, 1),
+            "jitter": hp["jitter"],
+            "augmentation": hp["augmentation"],
+        }
         order = torch.randperm(len(train_split), generator=order_generator, device=device)
         record_gradients = epoch in hp["gradient_epochs"]
 
@@ -170,11 +174,6 @@ def train(model, hp, train_split, val_split, device, outputs, resume_dir, normal
             for group in optimizer.param_groups:
                 group["lr"] = lr
             batch = order[step * hp["batch_size"] : (step + 1) * hp["batch_size"]]
-            augmentation = {
-                "generator": augment_generator,
-                "jitter": hp["jitter"],
-                "augmentation": hp["augmentation"],
-            }
             images = to_model_input(train_split.images[batch], mean, std, **augmentation)
             labels = train_split.labels[batch]
             with autocast(device):

@@ -1,12 +1,11 @@
 """ResNet-18's ImageNet weights in a torch.hub cache inside the project."""
 
 import logging
-import urllib.parse
 from pathlib import Path
 
 import torch
 
-from .download import as_url
+from .download import as_url, url_file_name
 
 log = logging.getLogger(__name__)
 
@@ -23,8 +22,7 @@ def fetch_weights(source, checkpoints_dir):
     the cache, so a wrong or truncated download leaves nothing behind.
     """
     url = as_url(source)
-    name = Path(urllib.parse.urlparse(url).path).name
-    cached = Path(checkpoints_dir) / name
+    cached = Path(checkpoints_dir) / url_file_name(url)
     if cached.exists():
         log.info("weights already cached at %s (no download)", cached)
     try:
