@@ -6,8 +6,9 @@ RUNTIME := $(VENV)/.runtime-installed
 DEV := $(VENV)/.dev-installed
 CLUSTER := $(VENV)/.cluster-installed
 DEMO := --profile profiles/demo
+SMOKE := --profile profiles/smoke-full
 
-.PHONY: demo report test test-cluster bench lint format dry-run clean-demo
+.PHONY: demo report test test-cluster smoke-full bench bench-gpu lint format dry-run clean-demo study-config-json
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,11 +25,11 @@ $(CLUSTER): requirements-cluster.txt $(RUNTIME)
 	$(BIN)/pip install --quiet -r requirements-cluster.txt
 	touch $@
 
-## demo: install, then run the whole study offline on a generated dataset (results/demo/)
+## demo: install, then run the whole study offline on a generated dataset (results/demo/), and its report
 demo: $(RUNTIME)
 	$(BIN)/snakemake $(DEMO)
 	$(BIN)/snakemake $(DEMO) --report results/demo/report.html
-	@echo "Demo done: results/demo/tables/summary.md, results/demo/figures/, results/demo/report.html"
+	@echo "Demo done: open results/demo/report.html, or read results/demo/tables/summary.md"
 
 ## report: the HTML report of the full study (after `snakemake --cores 4 --resources gpu=1`)
 report: $(RUNTIME)
@@ -38,14 +39,28 @@ report: $(RUNTIME)
 test: $(DEV)
 	$(BIN)/python -m pytest
 
-## test-cluster: the demo through a real one-machine SLURM cluster (root; installs Debian packages)
+## test-cluster: a model's chain, the tables and the report through a real one-machine SLURM cluster (root)
 test-cluster: $(CLUSTER)
 	SNAKEMAKE=$(BIN)/snakemake bash tests/cluster/run_slurm_demo.sh
 
-## bench: speed measurements that print numbers (conv stub vs F.conv2d; training loop vs textbook loop)
+## smoke-full: the study's full-size models end to end on the CPU (160 px, 1 epoch), peak memory per
+## job, and the inference memory bound at 160 px under a 2 GiB job limit (64 images: chunks of 10)
+smoke-full: $(RUNTIME)
+	$(BIN)/snakemake $(SMOKE)
+	$(BIN)/python tests/smoke/peak_memory.py logs/smoke-full
+	$(BIN)/python tests/bench/bench_memory.py --available-gb 2 --images 64
+
+## bench: numbers: the conv stub; our loop against a textbook one; FLOPs and a GPU projection; the
+## memory bound of a 512-image evaluation and probe at 160 px under a 2 GiB job limit
 bench: $(RUNTIME)
 	$(BIN)/python tests/bench/bench_conv_stub.py
 	$(BIN)/python tests/bench/bench_training.py
+	$(BIN)/python tests/bench/bench_flops.py
+	$(BIN)/python tests/bench/bench_memory.py --available-gb 2 --images 512
+
+## bench-gpu: the study's models at full size on a GPU (runs with a bare python3 that has torch)
+bench-gpu:
+	python3 tests/bench/bench_gpu.py
 
 ## lint: snakemake --lint, snakefmt and ruff, all checks without changing files
 lint: $(DEV)
@@ -62,6 +77,11 @@ format: $(DEV)
 ## dry-run: what the full study would run, without running it
 dry-run: $(RUNTIME)
 	$(BIN)/snakemake -n --cores 4 --resources gpu=1
+
+## study-config-json: refresh the GPU benchmark's copy of config.yaml (for machines without PyYAML)
+study-config-json: $(RUNTIME)
+	$(BIN)/python -c "import json, yaml; print(json.dumps(yaml.safe_load(open('config.yaml')), indent=1))" \
+		> tests/bench/study_config.json
 
 clean-demo:
 	rm -rf results/demo logs/demo benchmarks/demo resources/demo resources/datasets/imagenette-demo

@@ -16,10 +16,18 @@ include: "workflow/rules/dataset.smk"
 include: "workflow/rules/conv_stub.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/figures.smk"
+include: "workflow/rules/tables.smk"
 include: "workflow/rules/report.smk"
 
 
-report: "workflow/report/workflow.rst"
+# The report's landing page describes the run that produced the results (rule describe_run);
+# before the first run, a general description of the study.
+report: landing_page()
+
+
+onsuccess:
+    forget_finished_runs()
 
 
 rule all:

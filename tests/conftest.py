@@ -35,8 +35,9 @@ def prepared(demo_dataset, tmp_path_factory):
 
     output = tmp_path_factory.mktemp("data")
     prepare(
-        demo_dataset, output, image_size=16, validation_fraction=0.25, seed=0, skip_corrupt=False, threads=2
-    )
+        demo_dataset, output, image_size=16, validation_fraction=0.25, seed=0, skip_corrupt=False, threads=2,
+        source={"name": "imagenette-demo", "archive_md5": "test-archive-md5"},
+    )  # fmt: skip
     return output
 
 

@@ -32,7 +32,8 @@ def test_default_and_demo_configs_are_valid(config):
 def test_study_numbers_are_the_reports(config):
     assert config["training"]["epochs"] == 50 and config["training"]["batch_size"] == 128
     assert config["training"]["lr"] == 1e-3 and config["training"]["betas"] == [0.9, 0.999]
-    assert config["cnn"]["width"] == 128 and config["cnn"]["fc_hidden"] == 1024
+    assert config["cnn"]["channels"] == [128, 256, 512] and config["cnn"]["fc_hidden"] == 1024
+    assert config["cnn"]["kernel_size"] == 3 and config["sweeps"] == {}
     assert config["dataset"]["md5"] == "e793b78cc4c9e9a4ccc0c1155377a412"
     assert model_names(config) == [
         "baseline", "batchnorm", "dropout", "augmentation", "combined",
@@ -52,27 +53,112 @@ def test_hyperparameters_merge_training_defaults_with_the_variant(config):
         hyperparameters(config, "vgg", seed=0)
 
 
+def test_model_settings_hold_what_defines_the_model_and_nothing_else(config):
+    resnet = hyperparameters(config, "resnet18_bn_frozen", seed=0)
+    schema = load("workflow/schemas/config.schema.yaml")
+    cnn_only = set(schema["$defs"]["architecture_keys"]["properties"])  # the schema's list, not the code's
+    assert len(cnn_only) == 7 and not cnn_only & set(resnet)
+    for model in model_names(config):
+        assert not {"eval_batch_size", "compile", "device"} & set(hyperparameters(config, model, seed=0))
+
+
+def test_a_sixth_variant_is_a_model_like_the_others(config):
+    config["cnn"]["variants"]["bn_lr1e4"] = {"batchnorm": True, "lr": 1.0e-4, "channels": [32, 64]}
+    validate_config(config)
+    assert model_names(config)[5] == "bn_lr1e4"
+    hp = hyperparameters(config, "bn_lr1e4", seed=3)
+    assert hp["batchnorm"] and hp["lr"] == 1.0e-4 and hp["channels"] == [32, 64] and hp["seed"] == 3
+
+
+def test_sweep_points_come_from_snakemakes_paramspace(config):
+    from cnnstudy.settings import sweep_hyperparameters, sweep_points
+
+    config["sweeps"] = {
+        "lr_batch": {"model": "dropout", "grid": {"lr": [1.0e-4, 1.0e-3], "batch_size": [64, 128]}}
+    }
+    validate_config(config)
+    points = sweep_points(config, "lr_batch")
+    assert list(points) == [
+        "lr~0.0001/batch_size~64", "lr~0.0001/batch_size~128", "lr~0.001/batch_size~64", "lr~0.001/batch_size~128",
+    ]  # fmt: skip
+    hp = sweep_hyperparameters(config, "lr_batch", "lr~0.001/batch_size~64", seed=1)
+    assert (hp["lr"], hp["batch_size"], hp["dropout_fc"], hp["model"]) == (
+        1e-3,
+        64,
+        0.5,
+        "lr_batch/lr~0.001/batch_size~64",
+    )
+
+
+def six_layers(c):
+    c["cnn"]["variants"]["deep"] = {"channels": [8, 16, 32, 64]}
+
+
 @pytest.mark.parametrize(
     "change, named",
     [
         (lambda c: c["training"].update(learning_rate=0.1), "learning_rate"),
         (lambda c: c.update(epochs=3), "epochs"),
         (lambda c: c["training"].update(epochs="fifty"), "fifty"),
-        (lambda c: c["cnn"]["variants"].update(resnet50={}), "resnet50"),
+        (
+            lambda c: c["cnn"]["variants"].update({"bad-name": {}}),
+            "cnn.variants.bad-name: a model name may hold only",
+        ),
+        (
+            lambda c: c["cnn"]["variants"].update(resnet18_x={}),
+            "cnn.variants.resnet18_x: names starting with",
+        ),
+        (lambda c: c["cnn"]["variants"]["baseline"].update(eval_batch_size=8), "eval_batch_size"),
+        (six_layers, "cnn.variants.deep.channels: 4 conv blocks + 2 FC layers = 6 layers"),
+        (lambda c: c["dataset"].update(image_size=100), "dataset.image_size: 100 px does not divide by 8"),
+        (
+            lambda c: c["transfer"]["training"].update(warmup_epochs=15),
+            "warmup_epochs 15 must be fewer than epochs 15",
+        ),
         (lambda c: c["transfer"].update(modes=["bn_frozen", "bn_thawed"]), "bn_thawed"),
         (lambda c: c["dataset"].update(md5="not-an-md5"), "not-an-md5"),
         (lambda c: c["cnn"]["variants"]["dropout"].update(dropout_fc=1.5), "1.5"),
         (lambda c: c.update(device="tpu"), "tpu"),
+        (
+            lambda c: c["transfer"].update(weights_url="https://example.org/resnet18.pth"),
+            "transfer.weights_url: cannot verify 'resnet18.pth'",
+        ),
+        (
+            lambda c: c["sweeps"].update(s={"model": "baseline", "grid": {"lr": ["1e-4"]}}),
+            "sweeps.s.grid.lr: '1e-4' is not of type 'number' (YAML reads 1e-4 as a string",
+        ),
+        (
+            lambda c: c["sweeps"].update(s={"model": "baseline", "grid": {"channels": [[8], [16]]}}),
+            "sweeps.s.grid.channels: list-valued keys cannot be swept",
+        ),
+        (
+            lambda c: c["sweeps"].update(s={"model": "vgg", "grid": {"lr": [0.1]}}),
+            "sweeps.s.model: 'vgg' is not",
+        ),
+        (
+            lambda c: c["sweeps"].update(baseline={"model": "baseline", "grid": {"lr": [0.1]}}),
+            "a sweep has the same name",
+        ),
     ],
     ids=[
         "unknown-key",
         "unknown-top-level-key",
         "wrong-type",
-        "unknown-model",
+        "unsafe-name",
+        "colliding-name",
+        "run-setting-per-variant",
+        "six-weight-layers",
+        "image-size-vs-pooling",
+        "warmup-vs-epochs",
         "unknown-mode",
         "bad-md5",
         "out-of-range",
         "unknown-device",
+        "weights-without-hash",
+        "sweep-float-as-string",
+        "sweep-list-key",
+        "sweep-unknown-model",
+        "sweep-name-collides",
     ],  # fmt: skip
 )
 def test_bad_config_stops_with_the_key_named(config, change, named):
@@ -81,12 +167,28 @@ def test_bad_config_stops_with_the_key_named(config, change, named):
         validate_config(config)
 
 
+def test_several_problems_are_reported_together(config):
+    config["dataset"]["image_size"] = 100
+    config["transfer"]["training"]["warmup_epochs"] = 99
+    with pytest.raises(WorkflowError) as raised:
+        validate_config(config)
+    assert "image_size" in str(raised.value) and "warmup_epochs 99" in str(raised.value)
+
+
+def test_the_demo_profile_refuses_a_remote_archive(config):
+    update_config(config, load("profiles/demo/demo-config.yaml"))
+    config["dataset"]["url"] = "https://example.org/imagenette2-160.tgz"
+    with pytest.raises(WorkflowError, match="the demo profiles generate a local archive"):
+        validate_config(config)
+
+
 def test_every_config_key_is_commented():
     """config.yaml reads like a methods section: every scalar setting carries a comment.
 
     Block headers (``key:`` followed by an indented block) and inline-mapping rows of a commented
     table (``baseline: {test_accuracy: …}``) are exempt."""
-    lines = (REPO / "config.yaml").read_text().splitlines()
+    text = (REPO / "config.yaml").read_text()
+    lines = text.split("    statements:")[0].splitlines()  # the claims below it are described above it
     for number, line in enumerate(lines):
         if re.match(r"^\s*[a-z_0-9]+:", line) and "#" not in line:
             following = lines[number + 1] if number + 1 < len(lines) else ""

@@ -3,6 +3,7 @@
 import csv
 import logging
 import random
+import re
 import runpy
 import sys
 from pathlib import Path
@@ -264,15 +265,19 @@ def _break_convolution(monkeypatch):
 
 
 def test_report_lists_every_case(tmp_path, grid_rows):
-    write_report(grid_rows, tmp_path / "report.md", tmp_path / "report.csv")
+    write_report(grid_rows, tmp_path / "report.md", tmp_path / "report.csv", tmp_path / "report.html")
     markdown = (tmp_path / "report.md").read_text(encoding="utf-8")
     assert markdown.startswith("# ")
     assert f"**{len(grid_rows)} of {len(grid_rows)} cases pass**" in markdown
     assert torch.__version__ in markdown
     table = [line for line in markdown.splitlines() if line.startswith("| ")]
     assert len(table) == len(grid_rows) + 1  # header + one row per case
+    page = (tmp_path / "report.html").read_text(encoding="utf-8")
     for row in grid_rows:
-        assert f"| {row['case']} |" in markdown
+        assert re.search(rf"\| {re.escape(row['case'])} +\|", markdown)
+        assert f"<td>{row['case']}</td>" in page
+        assert row["time_ratio_q1"] <= row["time_ratio"] <= row["time_ratio_q3"]
+    assert "interquartile range" in markdown and "indicative" in page
     with open(tmp_path / "report.csv", newline="", encoding="utf-8") as handle:
         records = list(csv.DictReader(handle))
     assert [record["case"] for record in records] == [row["case"] for row in grid_rows]
@@ -297,10 +302,15 @@ def _run_script(tmp_path, monkeypatch):
         log=[str(tmp_path / "verify.log")],
         params=SimpleNamespace(atol=1e-3, batch_size=1, image_size=16, timing_repeats=1),
         threads=torch.get_num_threads(),
-        output=SimpleNamespace(markdown=str(tmp_path / "report.md"), csv=str(tmp_path / "report.csv")),
+        output=SimpleNamespace(
+            markdown=str(tmp_path / "report.md"),
+            csv=str(tmp_path / "report.csv"),
+            html=str(tmp_path / "report.html"),
+        ),
     )
     stderr = sys.stderr
     monkeypatch.setattr(sys, "stderr", stderr)  # the script redirects it to its log
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)  # and logs uncaught errors its own way
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level  # the script replaces them with its log file's
     try:

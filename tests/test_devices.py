@@ -1,6 +1,11 @@
+import errno
+import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import textwrap
+from pathlib import Path
 
 import pytest
 import torch
@@ -59,3 +64,42 @@ def test_device_choice(monkeypatch):
     assert select_device("auto") == torch.device("cpu")
     with pytest.raises(RuntimeError, match="device: cuda is configured"):
         select_device("cuda")
+
+
+def test_a_lock_file_left_by_another_user_can_still_be_taken(tmp_path):
+    """The lock file belongs to root with mode 0644; the job runs as nobody (uid 65534)."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to act as two users")
+    lock_dir = Path(tempfile.mkdtemp(prefix="cnnstudy-locks-", dir="/tmp"))  # tmp_path is root-only
+    lock_dir.chmod(0o1777)
+    (lock_dir / "cnnstudy-gpu-0.lock").touch(mode=0o644)
+    job = textwrap.dedent(
+        f"""
+        import os
+        from cnnstudy.devices import claim_gpu  # imported as root; the rest runs as nobody
+        os.setgid(65534); os.setuid(65534)
+        print(claim_gpu(device_count=2, lock_dir={str(lock_dir)!r}, timeout_seconds=5))
+        """
+    )
+    environment = {k: v for k, v in package_environment().items() if k != "CUDA_VISIBLE_DEVICES"}
+    result = subprocess.run([sys.executable, "-c", job], env=environment, capture_output=True, text=True)
+    assert result.stdout.strip() == "0", result.stderr
+    created = lock_dir / "cnnstudy-gpu-0.lock"
+    assert created.stat().st_uid == 0  # still root's file, locked through a read-only descriptor
+    shutil.rmtree(lock_dir)
+
+
+def test_no_local_lock_when_the_scheduler_assigned_the_gpu(tmp_path, monkeypatch):
+    monkeypatch.setenv("SLURM_JOB_ID", "42")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    assert claim_gpu(1, tmp_path) == 0 and not any(tmp_path.iterdir())
+
+
+def test_a_file_system_without_locks_warns_and_runs_unlocked(tmp_path, monkeypatch, caplog):
+    def cannot_lock(descriptor):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.setattr("cnnstudy.devices.try_lock", cannot_lock)
+    assert claim_gpu(2, tmp_path) == 0
+    assert "cannot hold locks" in caplog.text

@@ -116,3 +116,15 @@ def test_archive_without_the_named_folder_is_rejected(demo_archive, tmp_path):
     with pytest.raises(ArchiveError, match="no imagenette2-160/train or val folder"):
         unpack_dataset(demo_archive, "imagenette2-160", tmp_path / "imagenette2-160")
     assert not (tmp_path / "imagenette2-160").exists()
+
+
+def test_unreachable_archive_names_the_url_and_the_ways_to_run_offline(tmp_path):
+    from cnnstudy.download import DownloadError
+
+    url = "http://127.0.0.1:9/imagenette2-160.tgz"  # nothing listens on the discard port: refused at once
+    with pytest.raises(DownloadError) as raised:
+        fetch_archive(url, "e793b78cc4c9e9a4ccc0c1155377a412", tmp_path / "archives")
+    message = str(raised.value)
+    assert url in message and "refused" in message.lower()
+    assert f"into {tmp_path / 'archives'}/" in message and "file:// URL" in message
+    assert not any((tmp_path / "archives").iterdir())

@@ -92,3 +92,20 @@ def test_write_evaluation_writes_three_readable_files(tmp_path):
     assert confusion.loc["tench", "church"] == 1 and confusion.to_numpy().sum() == 6
     assert list(pd.read_csv(paths[2]).columns) == ["file", "true", "predicted", "confidence"]
     assert not list(tmp_path.rglob("*.part"))
+
+
+def test_a_damaged_checkpoint_is_named(tmp_path):
+    from cnnstudy.inference import load_checkpoint
+    from cnnstudy.jobs import StudyError
+
+    damaged = tmp_path / "checkpoint.pt"
+    damaged.write_bytes(b"PK\x03\x04 not a whole checkpoint")
+    with pytest.raises(StudyError, match=f"cannot read the checkpoint {damaged}.*Delete it and rerun"):
+        load_checkpoint(damaged)
+
+
+def test_metrics_carry_a_wilson_interval_around_the_accuracy():
+    metrics = classification_metrics(TRUE, PREDICTED, probabilities_for(PREDICTED, 3), CLASSES)
+    low, high = metrics["accuracy_ci95"]
+    assert low < 4 / 6 < high and (low, high) == pytest.approx((0.3000, 0.9032), abs=1e-4)
+    assert "Wilson" in metrics["accuracy_ci_method"]

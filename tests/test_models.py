@@ -13,31 +13,57 @@ VARIANT_FLAGS = {
 }
 
 
-def hand_count(image_size, width, hidden, classes, batchnorm):
+STUDY = [128, 256, 512]
+
+
+def hand_count(image_size, widths, hidden, classes, batchnorm, kernel=3):
     """Parameters counted from the study's layer table, independently of the builder."""
-    channels = [3, width, 2 * width, 4 * width]
-    convs = sum(c_in * c_out * 9 + c_out for c_in, c_out in zip(channels, channels[1:], strict=False))
-    flat = channels[3] * (image_size // 8) ** 2
+    channels = [3, *widths]
+    convs = sum(c_in * c_out * kernel**2 + c_out for c_in, c_out in zip(channels, channels[1:], strict=False))
+    flat = channels[-1] * (image_size // 2 ** len(widths)) ** 2
     fully_connected = flat * hidden + hidden + hidden * classes + classes
     norms = 2 * (sum(channels[1:]) + hidden) if batchnorm else 0
     return convs + fully_connected + norms
 
 
 def test_baseline_at_160px_has_the_studys_211M_parameters():
-    model = build_cnn(160, 128, 1024, 10)
-    assert count_parameters(model) == 211_205_386 == hand_count(160, 128, 1024, 10, batchnorm=False)
+    model = build_cnn(160, STUDY, 3, 1024, 10)
+    assert count_parameters(model) == 211_205_386 == hand_count(160, STUDY, 1024, 10, batchnorm=False)
     assert model.fc1.in_features == 512 * 20 * 20 and model.fc1.out_features == 1024
 
 
 @pytest.mark.parametrize("variant", VARIANT_FLAGS)
 def test_parameter_counts_per_variant(variant):
     flags = VARIANT_FLAGS[variant]
-    model = build_cnn(160, 128, 1024, 10, **flags)
-    assert count_parameters(model) == hand_count(160, 128, 1024, 10, flags.get("batchnorm", False))
+    model = build_cnn(160, STUDY, 3, 1024, 10, **flags)
+    assert count_parameters(model) == hand_count(160, STUDY, 1024, 10, flags.get("batchnorm", False))
+
+
+def test_the_shipped_config_builds_the_studys_baseline():
+    import yaml
+
+    from cnnstudy.models import build_model
+    from cnnstudy.settings import hyperparameters
+    from helpers import REPO
+
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    with torch.device("meta"):  # shapes only: no 845 MB of weights
+        model = build_model(hyperparameters(config, "baseline", seed=0), 10)
+    assert count_parameters(model) == 211_205_386
+
+
+@pytest.mark.parametrize("widths, kernel, size", [([8, 16], 5, 32), ([4], 3, 16), ([4, 8, 8], 7, 24)])
+def test_architecture_is_data(widths, kernel, size):
+    model = build_cnn(size, widths, kernel, 12, 10, batchnorm=True)
+    assert count_parameters(model) == hand_count(size, widths, 12, 10, batchnorm=True, kernel=kernel)
+    assert model(torch.randn(2, 3, size, size)).shape == (2, 10)
+    assert [name for name, _ in model.named_children() if name.startswith("conv")] == [
+        f"conv{i}" for i in range(1, len(widths) + 1)
+    ]
 
 
 def test_layer_order_batchnorm_before_relu_dropout_after_pool():
-    model = build_cnn(32, 8, 16, 10, batchnorm=True, dropout_conv=0.25, dropout_fc=0.5)
+    model = build_cnn(32, [8, 16, 32], 3, 16, 10, batchnorm=True, dropout_conv=0.25, dropout_fc=0.5)
     names = [name for name, _ in model.named_children()]
     assert names == [
         "conv1", "bn1", "relu1", "pool1", "dropout1",
@@ -47,12 +73,12 @@ def test_layer_order_batchnorm_before_relu_dropout_after_pool():
     ]  # fmt: skip
     assert model.dropout1.p == 0.25 and model.dropout_fc1.p == 0.5
     assert model.bn1.track_running_stats and model.bn_fc1.track_running_stats
-    baseline = [type(m) for m in build_cnn(32, 8, 16, 10).children()]
+    baseline = [type(m) for m in build_cnn(32, [8, 16, 32], 3, 16, 10).children()]
     assert nn.BatchNorm2d not in baseline and nn.Dropout not in baseline
 
 
 def test_dropout_is_active_only_in_training():
-    model = build_cnn(32, 8, 16, 10, dropout_conv=0.5, dropout_fc=0.5)
+    model = build_cnn(32, [8, 16, 32], 3, 16, 10, dropout_conv=0.5, dropout_fc=0.5)
     images = torch.randn(4, 3, 32, 32)
     model.train()
     assert not torch.equal(model(images), model(images))

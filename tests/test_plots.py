@@ -1,106 +1,174 @@
+"""The figures, drawn from fake run folders written in the workflow's formats (no training, no torch)."""
+
 import json
+import math
+import random
+import zlib
 
 import numpy as np
 import pandas as pd
 import pytest
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 from PIL import Image
 
 from cnnstudy.plots import (
-    _mark_epochs,
+    NOT_PRETRAINED,
+    _save,
     _title,
+    draw_confusion,
+    draw_curves,
+    draw_gradients,
+    gradient_histogram,
+    plot_confusion,
+    plot_curves,
+    plot_gradients,
+)
+from cnnstudy.plots_compare import (
+    draw_comparison_accuracy,
+    draw_comparison_curves,
+    draw_comparison_transfer,
+    draw_dead_units,
     plot_comparison_accuracy,
     plot_comparison_curves,
     plot_comparison_transfer,
-    plot_confusion,
-    plot_curves,
     plot_dead_units,
-    plot_gradients,
 )
 
 CLASSES = ["tench", "English springer", "cassette player", "chain saw", "church"]
-CNNS = ["baseline", "batchnorm", "dropout", "augmentation", "combined"]
-RESNETS = ["resnet18_bn_frozen", "resnet18_bn_unfrozen"]
-# the offline demo's case: bn_frozen from a random start, bn_unfrozen with ImageNet weights
-PRETRAINED = {**dict.fromkeys(CNNS), "resnet18_bn_frozen": False, "resnet18_bn_unfrozen": True}
-REPORTED = {
-    "baseline": {"test_accuracy": 0.6203, "minutes": 14},
-    "combined": {"test_accuracy": 0.698, "minutes": 20},
-}
-GRADIENT_LAYERS = [
-    ("conv1", "conv"),
-    ("bn1", "batchnorm"),
-    ("conv2", "conv"),
-    ("fc1", "linear"),
-    ("fc2", "linear"),
+STUDY_MD5 = "e793b78cc4c9e9a4ccc0c1155377a412"
+DEMO_MD5 = "0123456789abcdef0123456789abcdef"
+# model → (seeds, pretrained, dead-unit layers, gradient layers (name, kind, weights))
+CNN_LAYERS = [
+    ("conv1", "conv", 3456),
+    ("bn1", "batchnorm", 64),
+    ("conv2", "conv", 4608),
+    ("fc1", "linear", 8000),
 ]
+MODELS = {
+    "baseline": ([0, 1], None, ["conv1", "conv2", "conv3", "fc1"], CNN_LAYERS),
+    "batchnorm": ([0], None, ["conv1", "conv2", "fc1"], CNN_LAYERS),
+    "combined": ([0, 1], None, ["conv1", "conv2", "conv3", "fc1"], CNN_LAYERS),
+    "resnet18_bn_frozen": ([0], False, [], [("fc", "linear", 5120)]),
+    "resnet18_bn_unfrozen": ([0, 1], True, [], [("bn1", "batchnorm", 64), ("fc", "linear", 5120)]),
+}
+CNNS = ["baseline", "batchnorm", "combined"]
+ORDER = list(MODELS)
+# the combined model's seed 1 stops early at epoch 7 of 10, before gradient epoch 10 is reached
+EARLY = ("combined", 1)
+LOG_EDGES = np.linspace(-9, 0, 9 * 4 + 1)  # 1e-9 … 1, four bins per decade
 
 
-def write_model(root, model, index, epochs=8, configured=10):
-    rng = np.random.default_rng(index)
+def study(md5=STUDY_MD5, image_size=160):
+    return {
+        "dataset_md5": md5,
+        "image_size": image_size,
+        "target_accuracy": 0.6,
+        "reported": {
+            "baseline": {"test_accuracy": 0.6203, "minutes": 14},
+            "combined": {"test_accuracy": 0.698, "minutes": 20},
+        },
+    }
+
+
+def bin_rows():
+    """(low, high) of the fixed bins, most negative first, as the workflow writes them."""
+    magnitudes = 10.0**LOG_EDGES
+    negative = [(-magnitudes[i + 1], -magnitudes[i]) for i in reversed(range(len(magnitudes) - 1))]
+    positive = [(magnitudes[i], magnitudes[i + 1]) for i in range(len(magnitudes) - 1)]
+    return [(-math.inf, -1.0), *negative, (-1e-9, 1e-9), *positive, (1.0, math.inf)]
+
+
+def histogram(rng, weights, zeros=0):
+    """Counts of ``weights`` random gradients (log-normal magnitudes, random signs) in the fixed bins."""
+    values = rng.choice([-1, 1], weights) * 10.0 ** rng.normal(-4, 1.2, weights)
+    values[:zeros] = 0.0
+    magnitude = np.log10(np.maximum(np.abs(values), 1e-30))
+    slot = np.searchsorted(LOG_EDGES, magnitude, side="right")  # 0 under the range … len+1 above it
+    middle = len(LOG_EDGES)
+    index = np.where(values < 0, middle - slot, middle + slot)
+    return np.bincount(index, minlength=2 * len(LOG_EDGES) + 1)
+
+
+def write_run(root, model, seed):
+    seeds, pretrained, dead, layers = MODELS[model]
+    rng = np.random.default_rng(zlib.crc32(f"{model}-{seed}".encode()))
+    early = (model, seed) == EARLY
+    epochs = 7 if early else 10
     epoch = np.arange(1, epochs + 1)
+    val = np.minimum(0.95, np.linspace(0.2, 0.7, epochs) + rng.uniform(0, 0.05, epochs))
+    if early:
+        val[3:] = val[3] - 0.02  # no gain after epoch 4: stopped by patience 3
     history = pd.DataFrame(
         {
             "epoch": epoch,
             "train_loss": 2.3 / np.sqrt(epoch),
             "train_accuracy": np.linspace(0.2, 0.9, epochs),
             "val_loss": 2.3 / np.sqrt(epoch) + 0.2,
-            "val_accuracy": np.linspace(0.15, 0.6, epochs) + rng.uniform(0, 0.05, epochs),
+            "val_accuracy": val,
             "lr": 1e-3,
-            "epoch_seconds": 30.0,
-            "images_per_second": 400.0,
         }
     )
-    if model in CNNS:
-        for layer in ("conv1", "conv2", "conv3", "fc1"):
-            history[f"dead_{layer}"] = np.linspace(0, rng.uniform(0.05, 0.4), epochs)
-    folder = root / "models" / model
+    for index, layer in enumerate(dead):
+        history[f"dead_{layer}"] = 0.0 if index == 0 else np.linspace(0, rng.uniform(0.05, 0.4), epochs)
+    history["train_seconds"] = 20.0
+    history["epoch_seconds"] = 30.0
+    history["images_per_second"] = 400.0
+    folder = root / "models" / f"{model}-seed{seed}"
     folder.mkdir(parents=True)
     history.to_csv(folder / "history.csv", index=False)
 
-    edges = np.linspace(-1e-3, 1e-3, 13)
-    gradients = pd.DataFrame(
-        [
-            (e, layer, kind, left, right, int(count))
-            for e in (1, 5, epochs)
-            for layer, kind in GRADIENT_LAYERS
-            for left, right, count in zip(
-                edges[:-1], edges[1:], rng.poisson(1000 * np.hanning(12)), strict=True
-            )
-        ],
-        columns=["epoch", "layer", "kind", "bin_left", "bin_right", "count"],
-    )
-    gradients.to_csv(folder / "gradients.csv", index=False)
+    recorded = [1, 5, epochs]
+    rows = [
+        (e, layer, kind, i, low, high, int(count))
+        for e in recorded
+        for layer, kind, weights in layers
+        for i, ((low, high), count) in enumerate(
+            zip(bin_rows(), histogram(rng, weights, zeros=e), strict=True)
+        )
+    ]
+    columns = ["epoch", "layer", "kind", "bin", "low", "high", "count"]
+    pd.DataFrame(rows, columns=columns).to_csv(folder / "gradients.csv", index=False)
+    best = int(epoch[val.argmax()])
     summary = {
         "model": model,
-        "dataset": "demo",
-        "pretrained": PRETRAINED[model],
-        "best_epoch": int(epoch[history["val_accuracy"].argmax()]),
+        "seed": seed,
+        "dataset": "imagenette-demo",
+        "archive_md5": DEMO_MD5,
+        "image_size": 32,
+        "pretrained": pretrained,
+        "best_epoch": best,
         "stopped_epoch": epochs,
-        "epochs_configured": configured,
-        "early_stopping_patience": 2,
-        "train_seconds": 240.0,
+        "stopped_early": early,
+        "still_improving": best == epochs,
+        "epochs_configured": 10,
+        "early_stopping_patience": 3,
+        "best_val_accuracy": float(val.max()),
+        "gradient_epochs": {"configured": [1, 5, 10], "recorded": recorded, "missing": [10] if early else []},
+        "probe": {"size": 64, "indices": list(range(64))} if dead else None,
         "hyperparameters": {},
     }
     (folder / "summary.json").write_text(json.dumps(summary))
 
-    evaluation = root / "eval" / model
+    evaluation = root / "eval" / f"{model}-seed{seed}"
     evaluation.mkdir(parents=True)
     counts = rng.integers(0, 5, (len(CLASSES), len(CLASSES))) + np.diag([20] * len(CLASSES))
     confusion = pd.DataFrame(counts, index=pd.Index(CLASSES, name="true"), columns=CLASSES)
     confusion.to_csv(evaluation / "confusion.csv")
+    accuracy = float(np.trace(counts) / counts.sum())
     metrics = {
         "model": model,
-        "dataset": "demo",
-        "pretrained": PRETRAINED[model],
-        "accuracy": float(np.trace(counts) / counts.sum()),
-        "loss": 1.0,
+        "seed": seed,
+        "dataset": "imagenette-demo",
+        "image_size": 32,
+        "archive_md5": DEMO_MD5,
+        "pretrained": pretrained,
+        "checkpoint_epoch": best,
+        "accuracy": accuracy,
+        "accuracy_ci95": [accuracy - 0.05, accuracy + 0.04],
         "n_images": int(counts.sum()),
-        "checkpoint_epoch": summary["best_epoch"],
+        "loss": 1.0,
+        "macro_f1": 0.5,
         "classes": CLASSES,
         "per_class": {},
-        "macro_f1": 0.5,
     }
     (evaluation / "metrics.json").write_text(json.dumps(metrics))
 
@@ -108,106 +176,329 @@ def write_model(root, model, index, epochs=8, configured=10):
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
     root = tmp_path_factory.mktemp("results")
-    for index, model in enumerate(CNNS + RESNETS):
-        write_model(root, model, index)
+    for model, (seeds, *_) in MODELS.items():
+        for seed in seeds:
+            write_run(root, model, seed)
     return root
 
 
-def paths(root, kind, models):
-    folder, name = {"history": ("models", "history.csv"), "metrics": ("eval", "metrics.json")}.get(
-        kind, ("eval", "confusion.csv")
-    )
-    return {model: root / folder / model / name for model in models}
+FILES = {
+    "history": ("models", "history.csv"),
+    "summary": ("models", "summary.json"),
+    "gradients": ("models", "gradients.csv"),
+    "confusion": ("eval", "confusion.csv"),
+    "metrics": ("eval", "metrics.json"),
+}
 
 
-def assert_png(path, width, height):
+def inputs(root, models, *kinds, shuffle=None):
+    """One list of paths per kind, one entry per run of ``models``; the same run at the same position,
+    and the runs in a shuffled order when ``shuffle`` seeds one."""
+    runs = [(model, seed) for model in models for seed in MODELS[model][0]]
+    if shuffle is not None:
+        random.Random(shuffle).shuffle(runs)
+    lists = []
+    for kind in kinds:
+        folder, name = FILES[kind]
+        lists.append([root / folder / f"{model}-seed{seed}" / name for model, seed in runs])
+    return lists
+
+
+def assert_nothing_clipped(figure):
+    """Every axes (with its titles, labels, ticks and legend) and every figure-level text and legend lie
+    inside the figure."""
+    figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()
+    inside = figure.bbox.padded(1)
+    artists = [ax for ax in figure.axes if ax.get_visible()] + legends(figure) + figure.texts
+    artists += [text for text in (figure._suptitle, figure._supxlabel, figure._supylabel) if text]
+    for artist in artists:
+        extent = artist.get_tightbbox(renderer) if hasattr(artist, "axes") else artist.get_window_extent()
+        assert inside.containsx(extent.x0) and inside.containsx(extent.x1), artist
+        assert inside.containsy(extent.y0) and inside.containsy(extent.y1), artist
+
+
+def assert_png(path, figure_size_px=None):
     with Image.open(path) as image:
-        assert image.size == (width, height)
+        width, height = image.size
         pixels = np.asarray(image.convert("RGB"))
+    assert width >= 900 and height >= 500
+    if figure_size_px:
+        assert (width, height) == figure_size_px
     assert (pixels != pixels[0, 0]).any(), "a single-colour image"
     assert not list(path.parent.glob("*.part"))
 
 
+def size_px(figure):
+    return tuple(round(v) for v in figure.get_size_inches() * figure.dpi)
+
+
+def flat(text):
+    """Text as one line: figures wrap long titles and legend labels."""
+    return " ".join(text.split())
+
+
+def legends(figure):
+    """The legends of the figure and of its subfigures."""
+    return figure.legends + [legend for subfigure in figure.subfigs for legend in legends(subfigure)]
+
+
+def texts(figure):
+    """The figure legends' labels, unwrapped."""
+    return [flat(text.get_text()) for legend in legends(figure) for text in legend.get_texts()]
+
+
 def test_title_says_when_a_model_is_not_pretrained():
-    assert (
-        _title("resnet18_bn_frozen", "demo", False)
-        == "resnet18_bn_frozen on demo — not pretrained (random init)"
-    )
+    assert _title("resnet18_bn_frozen", "demo", False) == f"resnet18_bn_frozen on demo — {NOT_PRETRAINED}"
     assert "pretrained" not in _title("resnet18_bn_frozen", "imagenette2-160", True)
     assert "pretrained" not in _title("combined", "imagenette2-160", None)  # CNNs carry None
 
 
-@pytest.mark.parametrize("model", ["combined", "resnet18_bn_frozen", "resnet18_bn_unfrozen"])
-def test_per_model_figures(results, tmp_path, model):
-    models, evaluation = results / "models" / model, results / "eval" / model
-    random_init = PRETRAINED[model] is False
-
-    titles = plot_confusion(
-        evaluation / "confusion.csv", evaluation / "metrics.json", tmp_path / "confusion.png"
+@pytest.mark.parametrize("model", ORDER)
+def test_per_model_figures_render_unclipped(results, tmp_path, model):
+    seeds, pretrained, *_ = MODELS[model]
+    confusions, metrics, histories, summaries = inputs(
+        results, [model], "confusion", "metrics", "history", "summary"
     )
-    assert_png(tmp_path / "confusion.png", 1500, 700)
-    assert model in titles[0] and "demo" in titles[0]
-    assert ("not pretrained (random init)" in titles[0]) is random_init
-
-    titles = plot_curves(models / "history.csv", models / "summary.json", tmp_path / "curves.png")
-    assert_png(tmp_path / "curves.png", 1300, 500)
-    assert ("not pretrained (random init)" in titles[0]) is random_init
-
-    titles = plot_gradients(models / "gradients.csv", models / "summary.json", tmp_path / "gradients.png")
-    assert_png(tmp_path / "gradients.png", 1050, 650)  # five layers: 3 × 2 panels
-    assert ("not pretrained (random init)" in titles[0]) is random_init
-    assert titles[1:] == [f"{layer} ({kind})" for layer, kind in GRADIENT_LAYERS]
-
-
-def test_curves_mark_the_best_epoch_and_an_early_stop():
-    figure = Figure()
-    FigureCanvasAgg(figure)
-    ax = figure.subplots()
-    history = pd.DataFrame({"epoch": [1, 2, 3], "val_accuracy": [0.3, 0.5, 0.4]})
-
-    _mark_epochs(ax, history, {"best_epoch": 2, "stopped_epoch": 3, "epochs_configured": 50})
-    _mark_epochs(ax, history, {"best_epoch": 2, "stopped_epoch": 50, "epochs_configured": 50})
-
-    labels = ax.get_legend_handles_labels()[1]
-    assert labels == ["best epoch (2)", "early stop (epoch 3 of 50)", "best epoch (2)"]
+    first = results / "models" / f"{model}-seed{seeds[0]}"
+    figures = {
+        "confusion": draw_confusion(confusions, metrics),
+        "curves": draw_curves(histories, summaries),
+        "gradients": draw_gradients(first / "gradients.csv", first / "summary.json"),
+    }
+    for name, figure in figures.items():
+        assert_nothing_clipped(figure)
+        titles = _save(figure, tmp_path / f"{name}.png")
+        assert_png(tmp_path / f"{name}.png", size_px(figure))
+        assert model in titles[0] and "imagenette-demo" in titles[0]
+        assert (NOT_PRETRAINED in flat(titles[0])) is (pretrained is False)
+    pooled = f"pooled over {len(seeds)} seeds"
+    assert (pooled in flat(figures["confusion"].get_suptitle())) is (len(seeds) > 1)
 
 
-def test_dead_units_skips_models_without_dead_columns(results, tmp_path):
-    titles = plot_dead_units(paths(results, "history", CNNS + RESNETS), tmp_path / "dead.png")
-
-    assert_png(tmp_path / "dead.png", 1350, 750)  # five CNN panels: 3 × 2
-    assert titles[1:] == CNNS
-
-
-def test_comparison_accuracy(results, tmp_path):
-    titles = plot_comparison_accuracy(
-        paths(results, "metrics", CNNS + RESNETS), REPORTED, 0.60, tmp_path / "accuracy.png"
+def test_plot_functions_write_their_figures(results, tmp_path):
+    confusions, metrics, histories, summaries = inputs(
+        results, ["combined"], "confusion", "metrics", "history", "summary", shuffle=1
     )
+    folder = results / "models" / "combined-seed0"
+    written = {
+        "confusion": plot_confusion(confusions, metrics, tmp_path / "confusion.png"),
+        "curves": plot_curves(histories, summaries, tmp_path / "curves.png"),
+        "gradients": plot_gradients(folder / "gradients.csv", folder / "summary.json", tmp_path / "g.png"),
+    }
+    for name, titles in written.items():
+        assert "combined on imagenette-demo" in flat(titles[0]), name
+    assert_png(tmp_path / "confusion.png")
+    assert_png(tmp_path / "curves.png")
+    assert_png(tmp_path / "g.png")
 
-    assert_png(tmp_path / "accuracy.png", 1250, 600)
-    assert "resnet18_bn_frozen not pretrained (random init)" in titles[0]
-    assert "unfrozen" not in titles[0]
+
+def test_figures_group_runs_by_the_model_and_seed_inside_the_files(results):
+    def drawn(order):
+        confusions, metrics, histories, summaries = inputs(
+            results, ORDER, "confusion", "metrics", "history", "summary", shuffle=order
+        )
+        figures = [
+            draw_comparison_accuracy(metrics, ORDER, study()),
+            draw_comparison_curves(histories, summaries, ORDER),
+            draw_dead_units(histories, summaries, CNNS),
+            draw_comparison_transfer(histories, summaries, confusions, metrics, ORDER[2:]),
+            draw_curves(*inputs(results, ["combined"], "history", "summary", shuffle=order)),
+            draw_confusion(*inputs(results, ["combined"], "confusion", "metrics", shuffle=order)),
+        ]
+        return [
+            (figure.get_suptitle(), texts(figure), [ax.get_title() for ax in figure.axes])
+            + tuple(tuple(map(tuple, line.get_xydata())) for ax in figure.axes for line in ax.get_lines())
+            for figure in figures
+        ]
+
+    assert drawn(1) == drawn(2) == drawn(3) == drawn(None)
 
 
-def test_comparison_curves_label_random_init_from_the_summary_beside_each_history(results, tmp_path):
-    titles = plot_comparison_curves(paths(results, "history", CNNS + RESNETS), tmp_path / "curves.png")
+def test_confusion_counts_are_pooled_over_seeds(results):
+    confusions, metrics = inputs(results, ["combined"], "confusion", "metrics", shuffle=3)
+    expected = sum(pd.read_csv(path, index_col=0).to_numpy() for path in confusions)
 
-    assert_png(tmp_path / "curves.png", 1100, 600)
-    assert "on demo" in titles[0] and "resnet18_bn_frozen not pretrained (random init)" in titles[0]
+    figure = draw_confusion(confusions, metrics)
+
+    counts_ax = figure.axes[0]
+    np.testing.assert_array_equal(counts_ax.images[0].get_array(), expected)
+    assert "mean of 2 seeds" in flat(figure.get_suptitle())
 
 
-def test_comparison_transfer(results, tmp_path):
-    models = ["combined", *RESNETS]
+def test_confusion_takes_a_single_path_and_refuses_two_models(results):
+    folder = results / "eval" / "batchnorm-seed0"
+    figure = draw_confusion(str(folder / "confusion.csv"), str(folder / "metrics.json"))
+    title = flat(figure.get_suptitle())
+    assert "95% Wilson CI" in title and "pooled" not in title
+    with pytest.raises(ValueError, match="one model"):
+        draw_confusion(*inputs(results, ["baseline", "combined"], "confusion", "metrics"))
 
-    titles = plot_comparison_transfer(
-        paths(results, "history", models),
-        paths(results, "confusion", models),
-        paths(results, "metrics", models),
-        tmp_path / "transfer.png",
+
+def test_gradient_densities_integrate_to_one_with_the_outside_shares():
+    counts = histogram(np.random.default_rng(0), 4000, zeros=100)
+    counts[0], counts[-1] = 7, 3  # gradients beyond ±1
+    rows = pd.DataFrame(
+        [
+            (i, low, high, count)
+            for i, ((low, high), count) in enumerate(zip(bin_rows(), counts, strict=True))
+        ],
+        columns=["bin", "low", "high", "count"],
+    ).sample(frac=1, random_state=0)  # row order must not matter
+
+    result = gradient_histogram(rows)
+
+    area = float(np.sum(result.density * np.diff(result.edges)))
+    assert area + result.below + result.middle + result.above == pytest.approx(1.0)
+    assert result.below == 7 / counts.sum() and result.above == 3 / counts.sum()
+    assert result.middle >= 100 / counts.sum()  # exact zeros sit in the middle bin
+    np.testing.assert_allclose(result.edges, np.concatenate([-LOG_EDGES[::-1] - 9, LOG_EDGES[1:] + 9]))
+    assert np.allclose(np.diff(result.edges), 0.25)  # four bins per decade: x is in decades
+    assert result.weights == counts.sum()
+
+
+def test_gradients_title_names_epochs_and_missing_ones(results):
+    folder = results / "models" / "combined-seed1"  # stopped at 7 before gradient epoch 10
+
+    title = flat(draw_gradients(folder / "gradients.csv", folder / "summary.json").get_suptitle())
+
+    assert "epochs 1, 5, 7 (7 = last trained epoch)" in title
+    assert "epochs 10 not reached: the run stopped at 7" in title
+    assert "conv1, bn1, conv2, fc1" in title
+
+
+def test_a_single_layer_gradient_figure_keeps_its_minimum_size(results):
+    folder = results / "models" / "resnet18_bn_frozen-seed0"  # only fc trains
+
+    figure = draw_gradients(folder / "gradients.csv", folder / "summary.json")
+
+    assert size_px(figure) >= (900, 500) and size_px(figure)[1] >= 500
+    assert_nothing_clipped(figure)
+    assert "4 per decade of |g| from $10^{-9}$ to 1" in flat(figure._supxlabel.get_text())
+
+
+def test_small_layers_draw_a_cumulative_share(results):
+    folder = results / "models" / "batchnorm-seed0"
+
+    figure = draw_gradients(folder / "gradients.csv", folder / "summary.json")
+
+    bn = next(ax for ax in figure.axes if ax.get_title().startswith("bn1"))
+    conv = next(ax for ax in figure.axes if ax.get_title().startswith("conv1"))
+    assert bn.get_ylabel() == "cumulative share" and conv.get_ylabel() == "share per decade"
+    assert all(line.get_ydata().max() <= 1 + 1e-9 for line in bn.get_lines())
+
+
+def test_curves_use_a_fixed_accuracy_axis_and_mark_stops(results):
+    for model in ORDER:
+        histories, summaries = inputs(results, [model], "history", "summary")
+        figure = draw_curves(histories, summaries)
+        assert figure.axes[0].get_ylim() == (0, 1), model
+    histories, summaries = inputs(results, ["combined"], "history", "summary", shuffle=0)
+    figure = draw_curves(histories, summaries)
+    labels = texts(figure)
+    assert "early stop (seed 1: 7 of 10 epochs)" in labels
+    assert any(label.startswith("chance (10 classes)") for label in labels)
+    assert any("min–max" in label for label in labels)
+    improving = [seed for seed in (0, 1) if json.loads(summaries[seed].read_text())["still_improving"]]
+    assert ("still improving at the last epoch" in flat(figure.get_suptitle())) is bool(improving)
+
+
+def test_comparison_curves_and_transfer_use_a_fixed_accuracy_axis(results):
+    histories, summaries, confusions, metrics = inputs(
+        results, ORDER, "history", "summary", "confusion", "metrics"
     )
+    assert draw_comparison_curves(histories, summaries, ORDER).axes[0].get_ylim() == (0, 1)
+    transfer = draw_comparison_transfer(histories, summaries, confusions, metrics, ["combined", *ORDER[3:]])
+    assert transfer.axes[0].get_ylim() == (0, 1)
 
-    assert_png(tmp_path / "transfer.png", 1500, 1100)
-    assert "resnet18_bn_frozen not pretrained (random init)" in titles[0]
-    panel_titles = titles[2:]  # after the suptitle and the curves' title: one confusion panel per model
-    assert len(panel_titles) == 3 and "not pretrained (random init)" in panel_titles[1]
-    assert "not pretrained" not in panel_titles[0] + panel_titles[2]
+
+def test_study_bars_are_comparable_only_on_the_study_archive_and_size(results, tmp_path):
+    (metrics,) = inputs(results, ORDER, "metrics")
+
+    demo = texts(draw_comparison_accuracy(metrics, ORDER, study()))
+    assert "study (not comparable: imagenette-demo at 32 px vs the study's 160 px Imagenette)" in demo
+
+    # the same runs on the study's own archive and size
+    for path in metrics:
+        values = json.loads(path.read_text())
+        copy = tmp_path / path.parent.name / "metrics.json"
+        copy.parent.mkdir()
+        copy.write_text(json.dumps({**values, "archive_md5": STUDY_MD5, "image_size": 160}))
+    copies = [tmp_path / path.parent.name / "metrics.json" for path in metrics]
+    figure = draw_comparison_accuracy(copies, ORDER, study())
+    labels = texts(figure)
+    assert "study (reported, 50 epochs)" in labels and not any("not comparable" in t for t in labels)
+    assert not any(bar.get_hatch() for bar in figure.axes[0].patches)
+
+    wrong_size = texts(draw_comparison_accuracy(copies, ORDER, study(image_size=320)))
+    assert any("not comparable" in t for t in wrong_size)
+
+
+def test_comparison_accuracy_says_test_size_seeds_and_random_init(results):
+    (metrics,) = inputs(results, ORDER, "metrics")
+
+    figure = draw_comparison_accuracy(metrics, ORDER, study())
+
+    title = flat(figure.get_suptitle())
+    assert "test images" in title and "mean of 1–2 seeds per model" in title
+    ticks = [label.get_text() for label in figure.axes[0].get_xticklabels()]
+    assert ticks[3] == f"resnet18_bn_frozen\n{NOT_PRETRAINED}" and ticks[0] == "baseline"
+    assert "each seed" in texts(figure) and "95% Wilson CI (one seed)" in texts(figure)
+
+
+def test_dead_units_has_one_legend_and_a_panel_per_cnn(results):
+    histories, summaries = inputs(results, ORDER, "history", "summary", shuffle=5)
+
+    figure = draw_dead_units(histories, summaries, ["combined", "baseline", "batchnorm", *ORDER[3:]])
+
+    drawn = legends(figure) + [ax.get_legend() for ax in figure.axes if ax.get_legend()]
+    assert len(drawn) == 1
+    visible = [ax for ax in figure.axes if ax.get_visible()]
+    assert [ax.get_title() for ax in visible] == ["combined", "baseline", "batchnorm"]
+    assert visible[0].get_ylim()[0] < 0  # a layer with no dead units stays visible on the floor
+    title = flat(figure.get_suptitle())
+    assert "dead = zero for all 64 probe images (stratified by class)" in title
+    assert "conv unit = channel, FC unit = neuron" in title
+
+
+def test_comparison_figures_render_unclipped(results, tmp_path):
+    histories, summaries, confusions, metrics = inputs(
+        results, ORDER, "history", "summary", "confusion", "metrics"
+    )
+    transfer = ["combined", "resnet18_bn_frozen", "resnet18_bn_unfrozen"]
+    cases = {
+        "accuracy": (draw_comparison_accuracy, plot_comparison_accuracy, (metrics, ORDER, study())),
+        "curves": (draw_comparison_curves, plot_comparison_curves, (histories, summaries, ORDER)),
+        "dead": (draw_dead_units, plot_dead_units, (histories, summaries, CNNS)),
+        "transfer": (
+            draw_comparison_transfer,
+            plot_comparison_transfer,
+            (histories, summaries, confusions, metrics, transfer),
+        ),
+    }
+    for name, (draw, plot, arguments) in cases.items():
+        figure = draw(*arguments)
+        assert_nothing_clipped(figure)
+        titles = plot(*arguments, tmp_path / f"{name}.png")
+        assert_png(tmp_path / f"{name}.png", size_px(figure))
+        assert titles[0] == figure.get_suptitle()
+
+
+def test_rule_scripts_import_every_figure_from_plots():
+    from cnnstudy import plots, plots_compare
+
+    assert plots.plot_dead_units is plots_compare.plot_dead_units
+    assert plots.plot_comparison_transfer is plots_compare.plot_comparison_transfer
+    with pytest.raises(AttributeError):
+        plots.no_such_figure  # noqa: B018
+
+
+def test_dead_units_without_a_cnn_says_so(results):
+    histories, summaries = inputs(results, ORDER[3:], "history", "summary")
+
+    figure = draw_dead_units(histories, summaries, ORDER)
+
+    assert_nothing_clipped(figure)
+    assert [text.get_text() for ax in figure.axes for text in ax.texts] == [
+        "no history has dead-unit columns"
+    ]

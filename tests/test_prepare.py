@@ -1,8 +1,10 @@
+import shutil
+
 import pandas as pd
 import pytest
 import torch
 
-from cnnstudy.prepare import CorruptImageError, prepare
+from cnnstudy.prepare import CorruptImageError, DatasetError, prepare
 
 
 def test_prepared_tensors_and_manifest(prepared):
@@ -46,3 +48,70 @@ def test_corrupt_image_can_be_skipped_and_counted(dataset_copy, tmp_path):
     skipped = manifest[manifest["skipped"]]
     assert skipped["file"].tolist() == [victim.relative_to(dataset_copy).as_posix()]
     assert len(torch.load(tmp_path / "out" / "test.pt", weights_only=True)["labels"]) == 39
+
+
+def prepare_into(dataset, tmp_path, fraction=0.25, needs=None):
+    return prepare(
+        dataset, tmp_path / "out", 16, fraction, seed=0, skip_corrupt=False, threads=2, needs=needs
+    )
+
+
+def test_corrupt_image_error_says_how_to_skip_it(dataset_copy, tmp_path):
+    victim = sorted((dataset_copy / "train" / "n03000684").iterdir())[2]
+    victim.write_bytes(b"not an image")
+    with pytest.raises(CorruptImageError, match="dataset.skip_corrupt: true"):
+        prepare_into(dataset_copy, tmp_path)
+
+
+@pytest.mark.parametrize(
+    "damage, named",
+    [
+        (lambda d: shutil.rmtree(d / "val" / "n03888257"), ["val/n03888257 (parachute) is missing"]),
+        (
+            lambda d: shutil.move(d / "val" / "n03888257", d / "val_parachute"),
+            ["val/n03888257 (parachute) is missing"],
+        ),
+        (lambda d: (d / "val" / "misc").mkdir(), ["val/misc is not a class of Imagenette"]),
+        (
+            lambda d: [(d / split / "n99999999").mkdir() for split in ("train", "val")],
+            ["train/n99999999 is not a class of Imagenette", "val/n99999999 is not a class of Imagenette"],
+        ),
+        (
+            lambda d: [path.unlink() for path in (d / "val" / "n01440764").iterdir()],
+            ["val/n01440764 (tench) holds no images"],
+        ),
+    ],
+    ids=["class-missing-from-val", "class-in-train-only", "unknown-folder", "eleventh-class", "empty-class"],
+)
+def test_layout_problems_are_all_named_before_any_image_is_decoded(
+    dataset_copy, tmp_path, monkeypatch, damage, named
+):
+    damage(dataset_copy)
+    monkeypatch.setattr("cnnstudy.prepare.load_image", lambda *a: pytest.fail("decoded an image first"))
+    with pytest.raises(DatasetError) as raised:
+        prepare_into(dataset_copy, tmp_path)
+    for text in named:
+        assert text in str(raised.value)
+    assert not (tmp_path / "out").exists()
+
+
+def test_several_layout_problems_come_in_one_message(dataset_copy, tmp_path):
+    shutil.rmtree(dataset_copy / "val" / "n03888257")
+    (dataset_copy / "train" / "extra").mkdir()
+    with pytest.raises(DatasetError, match=r"(?s)train/extra.*val/n03888257"):
+        prepare_into(dataset_copy, tmp_path)
+
+
+@pytest.mark.parametrize(
+    "fraction, needs, named",
+    [
+        (0.999, {}, r"dataset.validation_fraction 0.999 keeps 0 for training and 120 for validation"),
+        (0.9, {"training.batch_size": 16}, r"training.batch_size 16 exceeds the 12 training images"),
+        (0.05, {"cnn.probe_size": 20}, r"cnn.probe_size 20 exceeds the 6 validation images"),
+    ],
+    ids=["no-training-images", "batch-larger-than-training", "probe-larger-than-validation"],
+)
+def test_split_sizes_are_checked_with_the_counts(demo_dataset, tmp_path, monkeypatch, fraction, needs, named):
+    monkeypatch.setattr("cnnstudy.prepare.load_image", lambda *a: pytest.fail("decoded an image first"))
+    with pytest.raises(DatasetError, match=named):
+        prepare_into(demo_dataset, tmp_path, fraction, needs)

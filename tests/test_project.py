@@ -4,6 +4,7 @@ import re
 import subprocess
 import sys
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -74,3 +75,43 @@ def test_scripts_import_only_the_package_and_stay_thin():
 
 def test_python_is_the_one_this_project_pins():
     assert sys.version_info[:2] >= (3, 11)
+
+
+BARE_PYTHON = (
+    "import runpy, sys\n"
+    "for name in ('snakemake', 'sklearn', 'scipy', 'yaml', 'tqdm', 'matplotlib'):\n"
+    "    sys.modules[name] = None  # what a bare GPU image may lack\n"
+    "sys.argv = sys.argv[1:]\n"
+    "runpy.run_path(sys.argv[0], run_name='__main__')\n"
+)
+
+
+def run_bare(*arguments, environment=None):
+    script = str(REPO / "tests" / "bench" / "bench_gpu.py")
+    return subprocess.run([sys.executable, "-c", BARE_PYTHON, script, *arguments], capture_output=True, text=True,
+                          env=environment, cwd=REPO / "tests")  # fmt: skip
+
+
+def test_gpu_benchmark_exits_cleanly_without_a_gpu_on_a_bare_python():
+    import os
+
+    result = run_bare(environment={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
+    assert result.returncode == 0, result.stderr
+    assert "No CUDA device" in result.stdout
+
+
+def test_gpu_benchmark_runs_every_measurement_on_a_bare_python(tmp_path):
+    out = tmp_path / "gpu.csv"
+    result = run_bare("--device", "cpu", "--steps", "1", "--warmup", "1", "--models", "baseline,resnet18_bn_frozen",
+                      "--out", str(out))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    frame = pd.read_csv(out)
+    assert frame["model"].tolist() == ["baseline"] * 2 + ["resnet18_bn_frozen"] * 2 + ["baseline"] * 2
+    assert frame["images_per_second"].gt(0).all() and frame["compile"].tolist()[4] is True
+
+
+def test_the_benchmarks_json_copy_of_the_config_is_in_sync():
+    import json
+
+    copy = json.loads((REPO / "tests" / "bench" / "study_config.json").read_text())
+    assert copy == yaml.safe_load((REPO / "config.yaml").read_text()), "rerun: make study-config-json"

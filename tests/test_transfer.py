@@ -105,3 +105,46 @@ def test_truncated_weights_fail_and_cache_nothing(tmp_path):
     with pytest.raises(WeightsError, match="invalid hash value"):
         fetch_weights(truncated.as_uri(), tmp_path / "cache")
     assert not any((tmp_path / "cache").iterdir())
+
+
+def test_weights_placed_in_the_cache_by_hand_are_verified_before_use(tmp_path):
+    from cnnstudy.weights import load_weights
+
+    good = state_dict_file(tmp_path / "mirror")
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    placed = cache / good.name
+    placed.write_bytes(b"random bytes under the right name")
+    with pytest.raises(WeightsError, match=f"invalid hash value for {placed}"):
+        fetch_weights(f"https://example.invalid/{good.name}", cache)
+    with pytest.raises(WeightsError, match="invalid hash value"):
+        load_weights(placed)
+    placed.write_bytes(good.read_bytes())
+    assert "conv1.weight" in load_weights(placed)
+
+
+def test_weights_without_a_checkable_hash_are_refused_unless_their_sha256_is_configured(tmp_path):
+    from cnnstudy.weights import load_weights
+
+    good = state_dict_file(tmp_path / "mirror")
+    unnamed = good.rename(good.with_name("resnet18.pth"))
+    with pytest.raises(WeightsError, match="cannot verify the weights resnet18.pth.*transfer.weights_sha256"):
+        fetch_weights(unnamed.as_uri(), tmp_path / "cache")
+    with pytest.raises(WeightsError, match="cannot verify"):
+        load_weights(unnamed)
+    digest = hashlib.sha256(unnamed.read_bytes()).hexdigest()
+    cached = fetch_weights(unnamed.as_uri(), tmp_path / "cache", sha256=digest)
+    assert "conv1.weight" in load_weights(cached, digest)
+    with pytest.raises(WeightsError, match="does not match transfer.weights_sha256"):
+        load_weights(cached, "0" * 64)
+
+
+def test_unreachable_weights_say_how_to_work_offline(tmp_path):
+    from cnnstudy.download import DownloadError
+
+    with pytest.raises(
+        DownloadError,
+        match=r"cannot download http://127.0.0.1:9/resnet18-f37072fd.pth.*copy resnet18-f37072fd.pth into",
+    ):
+        fetch_weights("http://127.0.0.1:9/resnet18-f37072fd.pth", tmp_path / "cache")
+    assert not any((tmp_path / "cache").iterdir())

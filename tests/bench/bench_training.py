@@ -27,10 +27,11 @@ sys.path[:0] = [str(REPO / "workflow"), str(REPO / "tests")]
 from cnnstudy.data import load_split  # noqa: E402
 from cnnstudy.demo_data import write_demo_archive  # noqa: E402
 from cnnstudy.download import unpack_dataset  # noqa: E402
+from cnnstudy.layout import TRAINING_OUTPUTS  # noqa: E402
 from cnnstudy.models import build_model, normalization  # noqa: E402
 from cnnstudy.prepare import prepare  # noqa: E402
 from cnnstudy.training import train  # noqa: E402
-from helpers.training import OUTPUT_NAMES, tiny_hyperparameters  # noqa: E402
+from helpers.training import tiny_hyperparameters  # noqa: E402
 
 TARGET_RATIO = 3.0
 
@@ -69,7 +70,7 @@ def our_images_per_second(data_dir, output_dir, hp, device, epochs):
     train_split = load_split(data_dir / "train.pt", device)
     val_split = load_split(data_dir / "val.pt", device)
     model = build_model(hp, len(train_split.classes))
-    outputs = {key: output_dir / name for key, name in OUTPUT_NAMES.items()}
+    outputs = {key: output_dir / name for key, name in TRAINING_OUTPUTS.items()}
     history, _ = train(
         model, {**hp, "epochs": epochs + 1}, train_split, val_split, device, outputs, output_dir / "resume",
         normalization(hp, train_split.images),
@@ -98,8 +99,8 @@ def main():
     device = torch.device(args.device)
 
     hp = tiny_hyperparameters(
-        "baseline", image_size=args.image_size, width=args.width, fc_hidden=args.fc_hidden,
-        batch_size=args.batch_size, gradient_epochs=[], probe_size=64,
+        "baseline", image_size=args.image_size, channels=[args.width, 2 * args.width, 4 * args.width],
+        fc_hidden=args.fc_hidden, batch_size=args.batch_size, gradient_epochs=[], probe_size=64,
     )  # fmt: skip
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)

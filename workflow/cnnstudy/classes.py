@@ -25,6 +25,7 @@ CLASS_NAMES = {
     "n02115641": "dingo",
 }
 IMAGENETTE_WNIDS = list(CLASS_NAMES)[:10]
+DATASET_FAMILIES = {"Imagenette": IMAGENETTE_WNIDS, "Imagewoof": list(CLASS_NAMES)[10:]}
 
 
 def class_name(wnid):

@@ -15,11 +15,13 @@ import time
 import zlib
 from pathlib import Path
 
+import pandas as pd
 import torch
 import torch.nn.functional as F
 
 from .conv_stub import MyConvStub, MyFilterStub, blur_kernel, positive_int
-from .files import atomic_path
+from .files import atomic_path, write_text
+from .rendering import html_page, markdown_table
 
 log = logging.getLogger(__name__)
 
@@ -166,7 +168,9 @@ def run_case(case, atol=1e-3, repeats=5, seed=0, device="cpu"):
 
     Inputs and weights come from ``seed`` and the case's name, so a case reproduces on its own,
     whatever else runs. Times are medians of ``repeats`` forward passes, ours and PyTorch's in
-    turn, after the forward that measured the error served as a warm-up.
+    turn, after the forward that measured the error served as a warm-up; the ratio is the median of
+    the paired passes' ratios, with its interquartile range, because single timings of millisecond
+    kernels swing with caches and thread scheduling.
     """
     device = torch.device(device)
     repeats = positive_int(repeats, "repeats")
@@ -200,6 +204,8 @@ def run_case(case, atol=1e-3, repeats=5, seed=0, device="cpu"):
 
     ours_ms = statistics.median(ours_s) * 1e3
     torch_ms = statistics.median(torch_s) * 1e3
+    ratios = [ours / theirs if theirs > 0 else math.inf for ours, theirs in zip(ours_s, torch_s, strict=True)]
+    quartiles = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else [ratios[0]] * 3
     return {
         "case": case.name,
         "kind": case.kind,
@@ -211,7 +217,9 @@ def run_case(case, atol=1e-3, repeats=5, seed=0, device="cpu"):
         "passed": passed,
         "ours_ms": ours_ms,
         "torch_ms": torch_ms,
-        "time_ratio": ours_ms / torch_ms if torch_ms > 0 else math.inf,
+        "time_ratio": statistics.median(ratios),
+        "time_ratio_q1": quartiles[0],
+        "time_ratio_q3": quartiles[2],
         "repeats": repeats,
         "device": str(device),
     }
@@ -258,34 +266,48 @@ MARKDOWN_COLUMNS = (
     ("passed", "passed", lambda v: "yes" if v else "**FAIL**"),
     ("ours_ms", "ours (ms)", lambda v: f"{v:.2f}"),
     ("torch_ms", "torch (ms)", lambda v: f"{v:.2f}"),
-    ("time_ratio", "ours / torch", lambda v: f"{v:.2f}"),
+    ("time_ratio", "ours / torch [IQR]", None),
 )
+TITLE = "From-scratch convolution vs PyTorch"
+
+
+def _ratio_cell(row):
+    return f"{row['time_ratio']:.2f} [{row['time_ratio_q1']:.2f}–{row['time_ratio_q3']:.2f}]"
+
+
+def report_table(rows):
+    """The report's table: one row per case, cells formatted."""
+    return pd.DataFrame(
+        {
+            title: [_ratio_cell(row) if fmt is None else fmt(row[key]) for row in rows]
+            for key, title, fmt in MARKDOWN_COLUMNS
+        }
+    )
+
+
+def report_notes(rows):
+    repeats = sorted({row["repeats"] for row in rows})
+    return [
+        f"Times are indicative: medians of {', '.join(map(str, repeats))} forward passes after a warm-up, ours "
+        "and PyTorch's in turn; *ours / torch* is the median of the paired ratios with its interquartile "
+        "range in brackets (millisecond kernels swing with caches and thread scheduling).",
+        "Shapes are N×C×H×W (input, output) and O×C/groups×kh×kw (weight).",
+    ]
 
 
 def markdown_report(rows):
-    repeats = sorted({row["repeats"] for row in rows})
-    lines = [
-        "# From-scratch convolution vs PyTorch",
-        "",
-        summary_line(rows),
-        "",
-        f"Times: median of {', '.join(map(str, repeats))} forward passes after a warm-up; shapes are "
-        "N×C×H×W (input, output) and O×C/groups×kh×kw (weight).",
-        "",
-        "| " + " | ".join(title for _, title, _ in MARKDOWN_COLUMNS) + " |",
-        "|" + "|".join("---" for _ in MARKDOWN_COLUMNS) + "|",
-    ]
-    for row in rows:
-        lines.append("| " + " | ".join(fmt(row[key]) for key, _, fmt in MARKDOWN_COLUMNS) + " |")
-    return "\n".join(lines) + "\n"
+    sections = [f"# {TITLE}", summary_line(rows), markdown_table(report_table(rows)), *report_notes(rows)]
+    return "\n\n".join(sections) + "\n"
 
 
-def write_report(rows, markdown_path, csv_path=None):
-    """Write the markdown report and (unless ``csv_path`` is None) the csv, each atomically."""
+def write_report(rows, markdown_path, csv_path=None, html_path=None):
+    """Write the markdown report and (unless None) the csv and the HTML page, each atomically."""
     if not rows:
         raise ValueError("no rows to report")
     with atomic_path(markdown_path) as temporary:
         Path(temporary).write_text(markdown_report(rows), encoding="utf-8")
+    if html_path is not None:
+        write_text(html_path, html_page(report_table(rows), TITLE, summary_line(rows), report_notes(rows)))
     if csv_path is not None:
         with atomic_path(csv_path) as temporary, open(temporary, "w", newline="", encoding="utf-8") as handle:
             writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
@@ -308,7 +330,15 @@ def failed_report_path(markdown_path):
 
 
 def check_grid(
-    markdown_path, csv_path, atol=1e-3, batch_size=4, image_size=64, repeats=5, seed=0, device="cpu"
+    markdown_path,
+    csv_path,
+    html_path=None,
+    atol=1e-3,
+    batch_size=4,
+    image_size=64,
+    repeats=5,
+    seed=0,
+    device="cpu",
 ):
     """Run the whole grid, log one line per case, write the report, raise if any case failed.
 
@@ -325,7 +355,7 @@ def check_grid(
         device,
     )
     rows = run_cases(cases, atol, repeats, seed, device, progress=lambda row: log.info(format_row(row)))
-    write_report(rows, markdown_path, csv_path)
+    write_report(rows, markdown_path, csv_path, html_path)
     log.info(summary_line(rows).replace("**", ""))
     failed_report = failed_report_path(markdown_path)
     try:

@@ -4,9 +4,12 @@ The airbench recipe: decode once (``prepare.py``), hold uint8 images where the c
 flips and colour jitter as batched tensor operations. No DataLoader, no per-epoch JPEG decoding.
 """
 
-from dataclasses import dataclass
+import hashlib
+from dataclasses import dataclass, field
 
 import torch
+
+from .jobs import StudyError
 
 
 @dataclass
@@ -15,14 +18,35 @@ class Split:
     labels: torch.Tensor  # int64, N
     files: list
     classes: list
+    sha256: str = ""  # of the tensor file: which data a result came from
+    source: dict = field(default_factory=dict)  # the archive it was decoded from: name, md5, image size
 
     def __len__(self):
         return len(self.labels)
 
 
+def file_sha256(path):
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
 def load_split(path, device):
-    stored = torch.load(path, weights_only=True)
-    return Split(stored["images"].to(device), stored["labels"].to(device), stored["files"], stored["classes"])
+    """A prepared split on ``device``, with the hash of its file (results record which data they used)."""
+    try:
+        stored = torch.load(path, weights_only=True, mmap=True)
+    except Exception as error:  # a truncated or foreign file: torch raises several types
+        raise StudyError(
+            f"cannot read the prepared tensors {path}: {error}. Delete the file and rerun; Snakemake "
+            "prepares it again."
+        ) from error
+    return Split(
+        stored["images"].to(device),
+        stored["labels"].to(device),
+        stored["files"],
+        stored["classes"],
+        sha256=file_sha256(path),
+        source=stored.get("source", {}),
+    )
 
 
 def seeded_generator(device, *seed_parts):

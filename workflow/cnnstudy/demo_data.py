@@ -25,9 +25,9 @@ def _hsv_to_rgb(hue, saturation, value):
     return pixel.convert("RGB").getpixel((0, 0))
 
 
-def draw_image(class_index, rng):
-    """One RGB image of class ``class_index`` (0-9) at a random size between 48 and 96 px."""
-    width, height = (int(v) for v in rng.integers(48, 97, size=2))
+def draw_image(class_index, rng, image_px=(48, 96)):
+    """One RGB image of class ``class_index`` (0-9), each side a random size within ``image_px``."""
+    width, height = (int(v) for v in rng.integers(image_px[0], image_px[1] + 1, size=2))
     noise = rng.normal(0.5, 0.18, size=(height // 4 + 1, width // 4 + 1, 3)).clip(0, 1)
     background = Image.fromarray((noise * 255).astype(np.uint8)).resize((width, height), Image.BILINEAR)
     background = background.filter(ImageFilter.GaussianBlur(1.0))
@@ -77,8 +77,13 @@ def _add_folder(tar, name):
     tar.addfile(info)
 
 
-def write_demo_archive(path, name="imagenette-demo", seed=0, train_per_class=60, val_per_class=20):
-    """Write ``name/{train,val}/<wnid>/*.JPEG`` as a gzipped tar at ``path``, byte-for-byte reproducible."""
+def write_demo_archive(
+    path, name="imagenette-demo", seed=0, train_per_class=60, val_per_class=20, image_px=(48, 96)
+):
+    """Write ``name/{train,val}/<wnid>/*.JPEG`` as a gzipped tar at ``path``, byte-for-byte reproducible.
+
+    ``image_px``: the range of each image side, px (the full-size smoke test draws 160 px and larger).
+    """
     rng = np.random.default_rng(seed)
     with atomic_path(path) as partial, open(partial, "wb") as raw:
         with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as zipped:
@@ -90,7 +95,7 @@ def write_demo_archive(path, name="imagenette-demo", seed=0, train_per_class=60,
                         _add_folder(tar, f"{name}/{split}/{wnid}")
                         for number in range(count):
                             buffer = io.BytesIO()
-                            draw_image(class_index, rng).save(buffer, "JPEG", quality=90)
+                            draw_image(class_index, rng, image_px).save(buffer, "JPEG", quality=90)
                             _add_bytes(
                                 tar, f"{name}/{split}/{wnid}/{wnid}_{number:05d}.JPEG", buffer.getvalue()
                             )

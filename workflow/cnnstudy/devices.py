@@ -1,11 +1,11 @@
 """Which device a job trains on; on a multi-GPU box, one GPU per concurrent job.
 
-Snakemake's ``gpu`` resource only counts GPUs: it does not tell local jobs which one to use. Each job
-therefore takes an exclusive lock on one GPU index; the operating system drops the lock when the
-process ends, however it ends.
+Snakemake's ``gpu`` resource only counts GPUs: it does not tell local jobs which one to use. Each local
+job therefore takes an exclusive lock on one GPU; the operating system drops the lock when the process
+ends, however it ends. Under a scheduler that assigned the job its GPUs there is nothing to share, and
+no lock is taken (each job there may see its own GPU as index 0).
 """
 
-import fcntl
 import logging
 import os
 import tempfile
@@ -14,8 +14,11 @@ from pathlib import Path
 
 import torch
 
+from .locks import CANNOT_LOCK, open_shared_lock_file, try_lock
+
 log = logging.getLogger(__name__)
-_held_locks = []  # open lock files; kept for the life of the process
+_held_locks = []  # open lock descriptors; kept for the life of the process
+SCHEDULER_JOB_VARIABLES = ("SLURM_JOB_ID", "PBS_JOBID", "LSB_JOBID", "JOB_ID")
 
 
 def physical_gpu_ids(device_count):
@@ -25,21 +28,37 @@ def physical_gpu_ids(device_count):
     return names[:device_count] if len(names) >= device_count else [str(i) for i in range(device_count)]
 
 
+def scheduler_assigned_gpus(environ=os.environ):
+    """True inside a batch job whose GPUs the scheduler chose (it sets CUDA_VISIBLE_DEVICES for the job)."""
+    in_job = any(environ.get(name) for name in SCHEDULER_JOB_VARIABLES)
+    return in_job and bool(environ.get("CUDA_VISIBLE_DEVICES", "").strip())
+
+
 def claim_gpu(device_count, lock_dir=None, poll_seconds=5.0, timeout_seconds=None):
     """Lock a free GPU and return its visible index; wait while every GPU is taken."""
+    if scheduler_assigned_gpus():
+        log.info("the scheduler assigned this job's GPUs: no local GPU lock")
+        return 0
     lock_dir = Path(lock_dir or os.environ.get("CNNSTUDY_GPU_LOCK_DIR", tempfile.gettempdir()))
     lock_dir.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     while True:
         for index, gpu_id in enumerate(physical_gpu_ids(device_count)):
-            handle = open(lock_dir / f"cnnstudy-gpu-{gpu_id}.lock", "w")
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                handle.close()
+            descriptor = open_shared_lock_file(lock_dir / f"cnnstudy-gpu-{gpu_id}.lock")
+            if descriptor is None:
                 continue
-            _held_locks.append(handle)
-            return index
+            try:
+                locked = try_lock(descriptor)
+            except OSError as error:
+                if error.errno not in CANNOT_LOCK:
+                    raise
+                log.warning("%s cannot hold locks (%s): using GPU %d without a lock", lock_dir, error, index)
+                os.close(descriptor)
+                return index
+            if locked:
+                _held_locks.append(descriptor)
+                return index
+            os.close(descriptor)
         if timeout_seconds is not None and time.monotonic() - started > timeout_seconds:
             raise TimeoutError(f"all {device_count} GPUs stayed locked for {timeout_seconds} s ({lock_dir})")
         log.info("all %d GPUs are in use by other jobs; waiting", device_count)
@@ -59,14 +78,3 @@ def select_device(preference):
     torch.cuda.set_device(index)
     log.info("using GPU %d: %s", index, torch.cuda.get_device_name(index))
     return torch.device("cuda", index)
-
-
-def environment(device):
-    """What produced a result: stored in every checkpoint."""
-    info = {"torch": torch.__version__, "cuda": torch.version.cuda, "device": str(device)}
-    if device.type == "cuda":
-        info["gpu"] = torch.cuda.get_device_name(device)
-        info["cudnn"] = torch.backends.cudnn.version()
-    else:
-        info["cpu_threads"] = torch.get_num_threads()
-    return info

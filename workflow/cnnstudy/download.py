@@ -11,12 +11,29 @@ from torch.hub import download_url_to_file
 from torchvision.datasets.utils import calculate_md5
 
 from .files import atomic_path
+from .jobs import StudyError
 
 log = logging.getLogger(__name__)
 
 
-class ArchiveError(RuntimeError):
+class ArchiveError(StudyError):
     """The archive is not what the configuration promised: wrong checksum, unsafe or wrong layout."""
+
+
+class DownloadError(StudyError):
+    """The source could not be reached: the message says how to run without it."""
+
+
+def download(url, destination, offline_ways):
+    """``download_url_to_file`` with a message that names the URL, the cause and ``offline_ways``."""
+    try:
+        download_url_to_file(url, str(destination), progress=True)
+    except (OSError, ValueError) as error:  # URLError, socket and HTTP errors are OSErrors
+        reason = getattr(error, "reason", None) or error
+        raise DownloadError(
+            f"cannot download {url}: {reason}. This machine may have no network access. "
+            f"To run without it: {offline_ways}"
+        ) from error
 
 
 def as_url(source):
@@ -52,10 +69,14 @@ def fetch_archive(source, md5, archive_dir):
         log.info("using the verified archive already at %s (no download)", target)
         return target
     archive_dir.mkdir(parents=True, exist_ok=True)
+    offline_ways = (
+        f"copy the archive ({target.name}, md5 {md5}) into {archive_dir}/, where a verified archive is "
+        "used as it is; or set dataset.url to a mirror, a file:// URL or a local path."
+    )
     with atomic_path(target) as partial:
         log.info("downloading %s", url)
         # torch.hub's downloader, not torchvision's: the latter fails on file:// URLs (no length)
-        download_url_to_file(url, str(partial), progress=True)
+        download(url, partial, offline_ways)
         verify_md5(partial, md5)
     log.info("downloaded and verified %s", target)
     return target

@@ -11,6 +11,9 @@ import pandas as pd
 from sklearn.metrics import accuracy_score, confusion_matrix, log_loss, precision_recall_fscore_support
 
 from cnnstudy.files import atomic_path
+from cnnstudy.stats import wilson_interval
+
+CONFIDENCE = 0.95  # of the accuracy's interval in every metrics.json
 
 PREDICTION_COLUMNS = ["file", "true", "predicted", "confidence"]
 
@@ -45,8 +48,11 @@ def classification_metrics(true_labels, predicted_labels, probabilities, class_n
         }
         for i, name in enumerate(class_names)
     }
+    correct = int((true == predicted).sum())
     return {
         "accuracy": float(accuracy_score(true, predicted)),
+        "accuracy_ci95": list(wilson_interval(correct, len(true), CONFIDENCE)),
+        "accuracy_ci_method": "Wilson score interval over the test images",
         "loss": float(log_loss(true, probabilities, labels=labels)),
         "n_images": len(true),
         "classes": list(class_names),

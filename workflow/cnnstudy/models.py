@@ -9,26 +9,39 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def build_cnn(image_size, width, fc_hidden, num_classes, batchnorm=False, dropout_conv=0.0, dropout_fc=0.0):
-    """Three conv blocks (conv · [BN] · ReLU · max-pool · [dropout]), FC1 · [BN] · ReLU · [dropout], FC2.
+def build_cnn(
+    image_size,
+    channels,
+    kernel_size,
+    fc_hidden,
+    num_classes,
+    batchnorm=False,
+    dropout_conv=0.0,
+    dropout_fc=0.0,
+):
+    """Conv blocks (conv · [BN] · ReLU · max-pool · [dropout]), FC1 · [BN] · ReLU · [dropout], FC2.
 
-    At image_size 160 and width 128 this is the study's 3→128→256→512 network with a
-    512·20·20→1024 FC1 (211,205,386 parameters for the baseline).
+    With channels (128, 256, 512), 3×3 kernels and image_size 160 this is the study's 3→128→256→512
+    network with a 512·20·20→1024 FC1 (211,205,386 parameters for the baseline).
     """
-    if image_size % 8:
-        raise ValueError(f"image_size must be divisible by 8 (three 2×2 poolings), got {image_size}")
+    pooling = 2 ** len(channels)
+    if image_size % pooling:
+        raise ValueError(
+            f"image_size must be divisible by {pooling} ({len(channels)} 2×2 poolings), got {image_size}"
+        )
     layers = []
-    channels = [3, width, 2 * width, 4 * width]
-    for block in (1, 2, 3):
-        layers.append((f"conv{block}", nn.Conv2d(channels[block - 1], channels[block], 3, padding=1)))
+    widths = [3, *channels]
+    for block in range(1, len(channels) + 1):
+        conv = nn.Conv2d(widths[block - 1], widths[block], kernel_size, padding=kernel_size // 2)
+        layers.append((f"conv{block}", conv))
         if batchnorm:
-            layers.append((f"bn{block}", nn.BatchNorm2d(channels[block])))
+            layers.append((f"bn{block}", nn.BatchNorm2d(widths[block])))
         layers.append((f"relu{block}", nn.ReLU()))
         layers.append((f"pool{block}", nn.MaxPool2d(2)))
         if dropout_conv:
             layers.append((f"dropout{block}", nn.Dropout(dropout_conv)))
-    side = image_size // 8
-    layers += [("flatten", nn.Flatten()), ("fc1", nn.Linear(channels[3] * side * side, fc_hidden))]
+    side = image_size // pooling
+    layers += [("flatten", nn.Flatten()), ("fc1", nn.Linear(widths[-1] * side * side, fc_hidden))]
     if batchnorm:
         layers.append(("bn_fc1", nn.BatchNorm1d(fc_hidden)))
     layers.append(("relu_fc1", nn.ReLU()))
@@ -90,7 +103,8 @@ def _build(hyperparameters, num_classes, pretrained_state):
     if hyperparameters["architecture"] == "cnn":
         return build_cnn(
             hyperparameters["image_size"],
-            hyperparameters["width"],
+            hyperparameters["channels"],
+            hyperparameters["kernel_size"],
             hyperparameters["fc_hidden"],
             num_classes,
             batchnorm=hyperparameters["batchnorm"],

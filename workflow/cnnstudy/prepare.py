@@ -1,6 +1,11 @@
-"""Decode every image once into uint8 tensors: the only place JPEGs are read."""
+"""Decode every image once into uint8 tensors: the only place JPEGs are read.
+
+Everything that can be known from file names is checked before the first image is decoded: the class
+folders, the split sizes, and what the training settings need from them.
+"""
 
 import logging
+import math
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -11,39 +16,123 @@ from PIL import Image
 from sklearn.model_selection import train_test_split
 from torchvision.transforms import functional as TF
 
-from .classes import class_name
+from .classes import DATASET_FAMILIES, class_name
 from .files import atomic_path
+from .jobs import StudyError
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test")
 IMAGE_SUFFIXES = {".jpeg", ".jpg", ".png"}
 
 
-class CorruptImageError(RuntimeError):
+class CorruptImageError(StudyError):
     pass
 
 
-def list_images(dataset_dir):
+class DatasetError(StudyError):
+    """The unpacked dataset or the split settings cannot give the splits the study needs."""
+
+
+def _images_in(folder):
+    return sorted(path for path in folder.iterdir() if path.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def _class_folders(split_dir):
+    return {path.name: path for path in split_dir.iterdir() if path.is_dir()} if split_dir.is_dir() else {}
+
+
+def _expected_classes(found):
+    """The known dataset (Imagenette, Imagewoof) the folders belong to, or None for another dataset."""
+    family, wnids = max(DATASET_FAMILIES.items(), key=lambda item: len(found & set(item[1])))
+    return (family, wnids) if found & set(wnids) else (None, sorted(found))
+
+
+def check_layout(dataset_dir):
+    """The class wnids, in label order, once ``train/`` and ``val/`` hold the same, non-empty classes.
+
+    Raises one DatasetError listing every problem: a missing or unknown class folder, a class in one
+    split only, a class without images.
+    """
+    dataset_dir = Path(dataset_dir)
+    folders = {split: _class_folders(dataset_dir / split) for split in ("train", "val")}
+    family, expected = _expected_classes(set(folders["train"]) | set(folders["val"]))
+    problems = []
+    for split, found in folders.items():
+        if not (dataset_dir / split).is_dir():
+            problems.append(f"no {split}/ folder")
+            continue
+        for wnid in expected:
+            if wnid not in found:
+                problems.append(f"{split}/{wnid} ({class_name(wnid)}) is missing")
+            elif not _images_in(found[wnid]):
+                problems.append(f"{split}/{wnid} ({class_name(wnid)}) holds no images (.jpeg, .jpg, .png)")
+        unknown = sorted(set(found) - set(expected))
+        problems += [f"{split}/{name} is not a class of {family}" for name in unknown]
+    if problems:
+        listing = "\n".join(f"  - {problem}" for problem in problems)
+        what = f"the {len(expected)} classes of {family}" if family else "the same classes in train/ and val/"
+        raise DatasetError(
+            f"{dataset_dir} does not have the expected layout, {{train,val}}/<wnid>/ with {what}:\n{listing}\n"
+            "Check dataset.url, dataset.md5 and dataset.name; delete the folder to unpack the archive again."
+        )
+    return list(expected)
+
+
+def list_images(dataset_dir, wnids):
     """Manifest rows for every image: Imagenette's ``val`` folder is our test split."""
     dataset_dir = Path(dataset_dir)
-    wnids = sorted(p.name for p in (dataset_dir / "train").iterdir() if p.is_dir())
     rows = []
     for folder, split in (("train", "train"), ("val", "test")):
         for label, wnid in enumerate(wnids):
-            for path in sorted((dataset_dir / folder / wnid).iterdir()):
-                if path.suffix.lower() in IMAGE_SUFFIXES:
-                    rows.append(
-                        {
-                            "file": path.relative_to(dataset_dir).as_posix(),
-                            "wnid": wnid,
-                            "class_name": class_name(wnid),
-                            "label": label,
-                            "split": split,
-                        }
-                    )
-    if not rows:
-        raise FileNotFoundError(f"no images under {dataset_dir}/train/<wnid>/ and {dataset_dir}/val/<wnid>/")
+            for path in _images_in(dataset_dir / folder / wnid):
+                rows.append(
+                    {
+                        "file": path.relative_to(dataset_dir).as_posix(),
+                        "wnid": wnid,
+                        "class_name": class_name(wnid),
+                        "label": label,
+                        "split": split,
+                    }
+                )
     return pd.DataFrame(rows)
+
+
+def check_split_sizes(manifest, fraction, needs):
+    """Raise a DatasetError, naming the keys and the counts, when the split cannot serve ``needs``.
+
+    ``needs`` maps a config key to the images it requires: ``training.batch_size`` from the training
+    split, ``cnn.probe_size`` from the validation split (the largest value any model uses).
+    """
+    train_counts = manifest[manifest["split"] == "train"].groupby("wnid").size()
+    total, classes = int(train_counts.sum()), len(train_counts)
+    validation = math.ceil(fraction * total)  # how scikit-learn sizes the held-out part
+    training = total - validation
+    counts = (
+        f"Imagenette's train/ folder holds {total} images in {classes} classes; "
+        f"dataset.validation_fraction {fraction} keeps {training} for training and {validation} for validation"
+    )
+    problems = []
+    if train_counts.min() < 2:
+        problems.append(
+            f"class {train_counts.idxmin()} has {train_counts.min()} training image; a split needs 2"
+        )
+    if validation < classes or training < classes:
+        problems.append("each split needs at least one image per class: change dataset.validation_fraction")
+    batch_size = needs.get("training.batch_size", 0)
+    if training < batch_size:
+        problems.append(
+            f"training.batch_size {batch_size} exceeds the {training} training images: lower "
+            "dataset.validation_fraction or training.batch_size"
+        )
+    probe_size = needs.get("cnn.probe_size", 0)
+    if validation < probe_size:
+        problems.append(
+            f"cnn.probe_size {probe_size} exceeds the {validation} validation images: lower cnn.probe_size "
+            "or raise dataset.validation_fraction"
+        )
+    if problems:
+        raise DatasetError(counts + ":\n" + "\n".join(f"  - {problem}" for problem in problems))
+    log.info("%s", counts)
 
 
 def split_validation(manifest, fraction, seed):
@@ -64,15 +153,14 @@ def load_image(path, size):
             image = image.convert("RGB")
             image = TF.center_crop(TF.resize(image, size, antialias=True), [size, size])
     except Exception as error:  # PIL raises many types for a damaged file
-        raise CorruptImageError(f"cannot decode image {path}: {error}") from error
+        raise CorruptImageError(
+            f"cannot decode image {path}: {error}. Replace the file, or set dataset.skip_corrupt: true "
+            "to leave unreadable images out (they are listed in manifest.csv)."
+        ) from error
     return torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1)
 
 
-def prepare(dataset_dir, output_dir, image_size, validation_fraction, seed, skip_corrupt, threads):
-    """Write ``{train,val,test}.pt`` (images uint8 N×3×S×S, labels) and ``manifest.csv``."""
-    dataset_dir, output_dir = Path(dataset_dir), Path(output_dir)
-    manifest = split_validation(list_images(dataset_dir), validation_fraction, seed)
-
+def _decode_all(dataset_dir, files, image_size, skip_corrupt, threads):
     def decode(file):
         try:
             return load_image(dataset_dir / file, image_size)
@@ -82,24 +170,53 @@ def prepare(dataset_dir, output_dir, image_size, validation_fraction, seed, skip
             log.warning("skipping unreadable image %s", file)
             return None
 
-    log.info("decoding %d images with %d threads", len(manifest), threads)
+    log.info("decoding %d images with %d threads", len(files), threads)
     images = []
     with ThreadPoolExecutor(max_workers=threads) as pool:  # PIL releases the GIL while decoding
-        for image in pool.map(decode, manifest["file"]):
+        for image in pool.map(decode, files):
             images.append(image)
             if len(images) % 2000 == 0:
-                log.info("decoded %d of %d images", len(images), len(manifest))
-    manifest["skipped"] = [image is None for image in images]
+                log.info("decoded %d of %d images", len(images), len(files))
+    return images
 
-    classes = sorted(manifest["wnid"].unique())
+
+def prepare(
+    dataset_dir,
+    output_dir,
+    image_size,
+    validation_fraction,
+    seed,
+    skip_corrupt,
+    threads,
+    source=None,
+    needs=None,
+):
+    """Write ``{train,val,test}.pt`` (images uint8 N×3×S×S, labels) and ``manifest.csv``.
+
+    ``source`` (archive name, md5) is stored in every split, so each result can say which data it
+    came from; ``needs`` is checked against the split sizes before any image is decoded.
+    """
+    dataset_dir, output_dir = Path(dataset_dir), Path(output_dir)
+    wnids = check_layout(dataset_dir)
+    manifest = list_images(dataset_dir, wnids)
+    check_split_sizes(manifest, validation_fraction, needs or {})
+    manifest = split_validation(manifest, validation_fraction, seed)
+    images = _decode_all(dataset_dir, manifest["file"], image_size, skip_corrupt, threads)
+    manifest["skipped"] = [image is None for image in images]
+    kept = manifest[~manifest["skipped"]].groupby(["split", "wnid"]).size()
+    emptied = [f"{split}/{wnid}" for split in SPLITS for wnid in wnids if (split, wnid) not in kept.index]
+    if emptied:
+        raise DatasetError(f"no readable image left in {', '.join(emptied)} after skipping unreadable ones")
+
     for split in SPLITS:
         rows = manifest.index[(manifest["split"] == split) & ~manifest["skipped"]]
         tensors = {
             "images": torch.stack([images[i] for i in rows]),
             "labels": torch.tensor(manifest.loc[rows, "label"].to_numpy(), dtype=torch.long),
             "files": manifest.loc[rows, "file"].tolist(),
-            "classes": [class_name(wnid) for wnid in classes],
-            "wnids": classes,
+            "classes": [class_name(wnid) for wnid in wnids],
+            "wnids": wnids,
+            "source": {**(source or {}), "image_size": image_size},
         }
         with atomic_path(output_dir / f"{split}.pt") as partial:
             torch.save(tensors, partial)

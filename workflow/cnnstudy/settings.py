@@ -1,22 +1,192 @@
-"""The configuration: schema validation, model names and each model's hyper-parameter dict."""
+"""The configuration: validation, model names, and each model's settings.
+
+A model's settings come in two parts. ``hyperparameters`` defines the model: change one and the model is
+retrained (it is a rule param, which Snakemake compares). The run settings (``jobs.run_settings``: device,
+evaluation batch size, torch.compile) only say how a job runs: jobs read them from the config, so
+changing them reruns nothing. Checkpoints store both.
+"""
 
 import copy
+import itertools
+import re
+import urllib.parse
 from pathlib import Path
 
+from cnnstudy.jobs import RUN_SETTING_KEYS
+
 SCHEMA = Path(__file__).resolve().parent.parent / "schemas" / "config.schema.yaml"
-CNN_VARIANTS = ("baseline", "batchnorm", "dropout", "augmentation", "combined")
 TRANSFER_PREFIX = "resnet18_"
+ARCHITECTURE_KEYS = (
+    "channels",
+    "kernel_size",
+    "fc_hidden",
+    "batchnorm",
+    "dropout_conv",
+    "dropout_fc",
+    "probe_size",
+)
+LIST_KEYS = ("channels", "betas", "gradient_epochs", "gradient_range")  # not sweepable: one value is a list
+MAX_WEIGHT_LAYERS = 5  # the assignment: at most five layers with weights (convs + FC1 + FC2)
+NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+STUDY_MODELS = ("baseline", "batchnorm", "dropout", "augmentation", "combined") + tuple(
+    TRANSFER_PREFIX + mode for mode in ("bn_frozen", "bn_unfrozen", "full")
+)
+HUB_FILE_NAME = re.compile(r"-([a-f0-9]+)\.")  # torch.hub's <name>-<sha256 prefix>.<ext>
+
+
+class ConfigError(ValueError):
+    """The configuration breaks a rule JSON Schema cannot express; lists every problem with its key."""
 
 
 def validate_config(config):
-    """Raise a WorkflowError naming the offending key when ``config`` breaks the schema."""
+    """Stop with a message naming each offending key when ``config`` is invalid.
+
+    First the schema (types, ranges, unknown keys), then the rules that span several keys.
+    """
+    from snakemake.exceptions import WorkflowError
     from snakemake.utils import validate
 
     validate(config, str(SCHEMA), set_default=False)
+    problems = config_problems(config)
+    if problems:
+        listing = "\n".join(f"  - {problem}" for problem in problems)
+        raise WorkflowError(f"Error validating config:\n{listing}")
+
+
+def config_problems(config):
+    """Every cross-key problem of a schema-valid config, as 'key: what is wrong; what to do' lines."""
+    problems = _name_problems(config)
+    image_size = config["dataset"]["image_size"]
+    for variant in cnn_models(config):
+        hp = hyperparameters(config, variant, seed=0)
+        problems += _architecture_problems(f"cnn.variants.{variant}", hp, image_size)
+    problems = list(dict.fromkeys(problems))  # one image-size message for all variants alike
+    for model in model_names(config):
+        problems += _schedule_problems(
+            model, hyperparameters(config, model, seed=0), _sections(config, model)
+        )
+    problems += _sweep_problems(config)
+    problems += _source_problems(config)
+    claim_models = set(model_names(config)) | set(STUDY_MODELS)
+    for statement in config["study"]["claims"]["statements"]:
+        unknown = [model for model in statement["models"] if model not in claim_models]
+        if unknown:
+            problems.append(f"study.claims.statements {statement['id']}: unknown models {unknown}")
+    low, high = config["training"]["gradient_range"]
+    if low >= high:
+        problems.append(f"training.gradient_range: {low} is not below {high}")
+    return problems
+
+
+def _name_problems(config):
+    problems = []
+    sweeps = config["sweeps"]
+    for name in cnn_models(config):
+        where = f"cnn.variants.{name}"
+        if not NAME.match(name):
+            problems.append(f"{where}: a model name may hold only letters, digits and underscores")
+        elif name.startswith(TRANSFER_PREFIX):
+            problems.append(f"{where}: names starting with {TRANSFER_PREFIX!r} are the ResNet-18 models")
+        elif name in sweeps:
+            problems.append(f"{where}: a sweep has the same name; rename one of them")
+    for name in sweeps:
+        if not NAME.match(name):
+            problems.append(f"sweeps.{name}: a sweep name may hold only letters, digits and underscores")
+    return problems
+
+
+def _architecture_problems(where, hp, image_size):
+    problems = []
+    weight_layers = len(hp["channels"]) + 2
+    if weight_layers > MAX_WEIGHT_LAYERS:
+        problems.append(
+            f"{where}.channels: {len(hp['channels'])} conv blocks + 2 FC layers = {weight_layers} layers with "
+            f"weights; the assignment allows at most {MAX_WEIGHT_LAYERS}"
+        )
+    pooling = 2 ** len(hp["channels"])
+    if image_size % pooling:
+        problems.append(
+            f"dataset.image_size: {image_size} px does not divide by {pooling} ({len(hp['channels'])} conv "
+            f"blocks, each halving the size with a 2×2 max-pool); use a multiple of {pooling}, e.g. "
+            f"{max(pooling, image_size // pooling * pooling)}"
+        )
+    return problems
+
+
+def _schedule_problems(model, hp, where):
+    if hp["schedule"] == "warmup_cosine" and hp["warmup_epochs"] >= hp["epochs"]:
+        return [
+            f"{model}: warmup_epochs {hp['warmup_epochs']} must be fewer than epochs {hp['epochs']}; change "
+            f"{' or '.join(f'{section}.warmup_epochs' for section in where)}"
+        ]
+    return []
+
+
+def _sections(config, model):
+    """The config sections a model's training keys come from, most specific first."""
+    if model in config["cnn"]["variants"]:
+        return [f"cnn.variants.{model}", "training"]
+    return ["transfer.training", "training"]
+
+
+def _sweep_problems(config):
+    import yaml
+    from jsonschema import Draft202012Validator
+
+    definitions = yaml.safe_load(SCHEMA.read_text())["$defs"]
+    keys = {**definitions["training_keys"]["properties"], **definitions["architecture_keys"]["properties"]}
+    problems = []
+    for name, sweep in config["sweeps"].items():
+        if sweep["model"] not in cnn_models(config):
+            problems.append(f"sweeps.{name}.model: {sweep['model']!r} is not a variant under cnn.variants")
+            continue
+        for key, values in sweep["grid"].items():
+            where = f"sweeps.{name}.grid.{key}"
+            if key in LIST_KEYS:
+                problems.append(
+                    f"{where}: list-valued keys cannot be swept; make a variant per value instead"
+                )
+            elif key not in keys:
+                problems.append(f"{where}: not a key of `training` or `cnn` that defines a model")
+            else:
+                checker = Draft202012Validator({"$defs": definitions, **keys[key]})
+                for value in values:
+                    for error in checker.iter_errors(value):
+                        hint = (
+                            " (YAML reads 1e-4 as a string: write 1.0e-4)" if isinstance(value, str) else ""
+                        )
+                        problems.append(f"{where}: {error.message}{hint}")
+        if not problems:
+            for point, values in sweep_points(config, name).items():
+                hp = hyperparameters(config, sweep["model"], 0, overrides=values)
+                problems += _architecture_problems(f"sweeps.{name}", hp, config["dataset"]["image_size"])
+                where = [f"sweeps.{name}.grid", *_sections(config, sweep["model"])]
+                problems += _schedule_problems(f"sweeps.{name} point {point}", hp, where)
+    return problems
+
+
+def _source_problems(config):
+    problems = []
+    dataset = config["dataset"]
+    if "demo_archive" in dataset and urllib.parse.urlparse(dataset["url"]).scheme in ("http", "https", "ftp"):
+        problems.append(
+            f"dataset.url: the demo profiles generate a local archive, so the url must be a local path, not "
+            f"{dataset['url']}; to use a real archive, run without --profile profiles/demo"
+        )
+    transfer = config["transfer"]
+    if transfer["weights"] != "none" and not transfer.get("weights_sha256"):
+        name = Path(urllib.parse.urlparse(transfer["weights_url"]).path).name
+        if not HUB_FILE_NAME.search(name):
+            problems.append(
+                f"transfer.weights_url: cannot verify {name!r}: its name carries no torch.hub hash prefix "
+                "(resnet18-f37072fd.pth); keep such a name or set transfer.weights_sha256 to the file's sha256"
+            )
+    return problems
 
 
 def cnn_models(config):
-    return [name for name in CNN_VARIANTS if name in config["cnn"]["variants"]]
+    """The custom CNN's variants, in config order."""
+    return list(config["cnn"]["variants"])
 
 
 def transfer_models(config):
@@ -28,25 +198,26 @@ def model_names(config):
     return cnn_models(config) + transfer_models(config)
 
 
-def hyperparameters(config, model, seed):
-    """The full, flat dict that trains ``model``; it is stored inside every checkpoint."""
-    params = copy.deepcopy(config["training"])
-    common = {
-        "model": model,
-        "seed": seed,
-        "image_size": config["dataset"]["image_size"],
-        "dataset": config["dataset"]["name"],
-    }
-    if model in CNN_VARIANTS:
+def seed_suffix(seed):
+    """A run's folder depends on its seed's value only: models/<model>/ for 0, models/<model>-seed<N>/ else."""
+    return "" if seed == 0 else f"-seed{seed}"
+
+
+def hyperparameters(config, model, seed, overrides=None):
+    """The flat dict that defines ``model``'s training run (stored in every checkpoint).
+
+    CNN variants: `training`, then `cnn`'s architecture, then the variant's own keys, then ``overrides``
+    (a sweep's grid point). ResNet-18 modes: `training`, then `transfer.training`. Neither holds the
+    other's keys, nor the run settings.
+    """
+    training = {key: value for key, value in config["training"].items() if key not in RUN_SETTING_KEYS}
+    if model in config["cnn"]["variants"]:
+        params = {**training, **{key: config["cnn"][key] for key in ARCHITECTURE_KEYS}}
         params.update(config["cnn"]["variants"][model])
-        params.update(
-            architecture="cnn",
-            width=config["cnn"]["width"],
-            fc_hidden=config["cnn"]["fc_hidden"],
-            normalization="dataset",
-        )
-    elif model.startswith(TRANSFER_PREFIX):
-        params.update(config["transfer"]["training"])
+        params.update(overrides or {})
+        params.update(architecture="cnn", normalization="dataset")
+    elif model in transfer_models(config):
+        params = {**training, **config["transfer"]["training"]}
         params.update(
             architecture="resnet18",
             mode=model.removeprefix(TRANSFER_PREFIX),
@@ -55,5 +226,40 @@ def hyperparameters(config, model, seed):
         )
     else:
         raise ValueError(f"unknown model {model!r}; configured: {model_names(config)}")
-    params.update(common)
-    return params
+    params.update(
+        model=model, seed=seed, image_size=config["dataset"]["image_size"], dataset=config["dataset"]["name"]
+    )
+    return copy.deepcopy(params)
+
+
+def sweep_paramspace(config, sweep):
+    """Snakemake's Paramspace over the full grid of ``sweep`` (one row per combination, config order)."""
+    import pandas as pd
+    from snakemake.utils import Paramspace
+
+    grid = config["sweeps"][sweep]["grid"]
+    rows = list(itertools.product(*grid.values()))
+    return Paramspace(pd.DataFrame(rows, columns=list(grid)), single_wildcard="point")
+
+
+def sweep_points(config, sweep):
+    """Grid point path (e.g. ``lr~0.0001/batch_size~64``) → its values, as plain Python scalars."""
+    space = sweep_paramspace(config, sweep)
+    grid = config["sweeps"][sweep]["grid"]
+    rows = itertools.product(*grid.values())
+    return {
+        point: dict(zip(grid, values, strict=True))
+        for point, values in zip(space.instance_patterns, rows, strict=True)
+    }
+
+
+def sweep_model_name(sweep, point):
+    return f"{sweep}/{point}"
+
+
+def sweep_hyperparameters(config, sweep, point, seed):
+    """A grid point's hyper-parameters: its base variant's, with the point's values."""
+    base = config["sweeps"][sweep]["model"]
+    hp = hyperparameters(config, base, seed, overrides=sweep_points(config, sweep)[point])
+    hp.update(model=sweep_model_name(sweep, point), base_model=base, sweep=sweep)
+    return hp

@@ -1,9 +1,12 @@
-# Shared by all the rule files. Config validation, paths, wildcard constraints, input functions and
-# the list of final targets.
+# Shared by every file in workflow/rules: config validation, paths, wildcard constraints, code
+# fingerprints, input functions and the list of final targets.
 
 import os
+import re
+import shutil
 import sys
 import urllib.parse
+from functools import cache
 from pathlib import Path
 
 # Rule scripts import the study's package from workflow/; so do the helpers below.
@@ -15,44 +18,68 @@ os.environ.update(
     )
 )
 
+from cnnstudy.codeversion import code_fingerprint
+from cnnstudy.layout import EVALUATION_OUTPUTS, TRAINING_OUTPUTS
 from cnnstudy.settings import (
     cnn_models,
     hyperparameters,
     model_names,
+    seed_suffix,
+    sweep_hyperparameters,
+    sweep_points,
     transfer_models,
     validate_config,
 )
 
-validate_config(config)  # a typo or unknown model stops here, before any job runs
+validate_config(
+    config
+)  # a typo or an impossible setting stops here, before any job runs
 
 RESULTS = config["paths"]["results"]
 RESOURCES = config["paths"]["resources"]
 LOGS = config["paths"]["logs"]
 BENCHMARKS = config["paths"]["benchmarks"]
 DATA = f"{RESULTS}/data"
+FIGURES = f"{RESULTS}/figures"
+TABLES = f"{RESULTS}/tables"
 MODELS = model_names(config)
+CNN_MODELS = cnn_models(config)
+TRANSFER_MODELS = transfer_models(config)
 SEEDS = config["seeds"]
 DATASET = config["dataset"]
+SWEEPS = {name: sweep_points(config, name) for name in config["sweeps"]}
+# A job configured for the CPU takes no GPU slot, locally or on a cluster.
+GPUS_PER_JOB = 0 if config["device"] == "cpu" else 1
+# A run's folder: models/<model>/ for seed 0 and models/<model>-seed<N>/ for seed N, whatever the order of
+# `seeds`; a sweep's grid point keeps one folder per seed: sweeps/<sweep>/<point>/seed<N>/.
+RUN = f"{RESULTS}/models/{{model}}{{seed_suffix}}"
+EVALUATED = f"{RESULTS}/eval/{{model}}{{seed_suffix}}"
+SWEEP_RUN = f"{RESULTS}/sweeps/{{sweep}}/{{point}}/seed{{seed}}"
+
+
+def alternatives(names):
+    """A wildcard constraint matching exactly ``names`` (escaped: names come from the config)."""
+    # a group, never an empty string: Snakemake would read "" as no constraint (.+) and "" is seed 0's suffix
+    names = list(names)
+    return "(?:" + ("|".join(map(re.escape, names)) if names else "(?!)") + ")"
 
 
 wildcard_constraints:
-    model="|".join(MODELS),
-    variant="|".join(cnn_models(config)),
-    mode="|".join(config["transfer"]["modes"]),
-    seed_suffix="(-seed[0-9]+)?",  # empty for the first seed; -seed<N> for each further one
+    model=alternatives(MODELS),
+    seed_suffix=alternatives(seed_suffix(seed) for seed in SEEDS),
+    seed=alternatives(str(seed) for seed in SEEDS),
+    sweep=alternatives(SWEEPS),
+    point=alternatives(point for points in SWEEPS.values() for point in points),
 
 
-def seed_suffixes():
-    """'' for the first seed (results/models/<model>/…), '-seed<N>' for the others (<model>-seed<N>/)."""
-    return [""] + [f"-seed{seed}" for seed in SEEDS[1:]]
+@cache
+def code_version(script):
+    """A fingerprint of the study's modules ``script`` runs (cnnstudy/codeversion.py says why a param)."""
+    return code_fingerprint(Path(workflow.basedir) / "workflow" / "scripts" / script)
 
 
 def seed_of(wildcards):
-    return (
-        int(wildcards.seed_suffix.removeprefix("-seed"))
-        if wildcards.seed_suffix
-        else SEEDS[0]
-    )
+    return int(wildcards.seed_suffix.removeprefix("-seed") or 0)
 
 
 def local_path(source):
@@ -81,48 +108,105 @@ def pretrained_weights_input(wildcards):
     return [] if config["transfer"]["weights"] == "none" else [weights_file()]
 
 
-def model_hyperparameters(wildcards):
-    model = getattr(wildcards, "variant", None) or f"resnet18_{wildcards.mode}"
-    return hyperparameters(config, model, seed_of(wildcards))
+def point_hyperparameters(wildcards):
+    return sweep_hyperparameters(
+        config, wildcards.sweep, wildcards.point, int(wildcards.seed)
+    )
 
 
-def all_runs(pattern, models=MODELS):
-    """``pattern`` for every model and seed, model by model."""
-    return expand(pattern, model=models, seed_suffix=seed_suffixes())
+def runs(pattern, models=MODELS):
+    """``pattern`` (with {model} and {seed_suffix}) for every model and seed, model by model."""
+    return expand(pattern, model=models, seed_suffix=map(seed_suffix, SEEDS))
 
 
-def per_model(pattern, models):
-    return expand(pattern, model=models)
+def model_runs(pattern):
+    """Input function: ``pattern`` for every seed of the wildcards' model."""
+    return lambda wildcards: expand(
+        pattern, model=wildcards.model, seed_suffix=map(seed_suffix, SEEDS)
+    )
 
 
-TRAINING_OUTPUTS = {
-    "checkpoint": "checkpoint.pt",
-    "history": "history.csv",
-    "gradients": "gradients.csv",
-    "summary": "summary.json",
+def sweep_runs(pattern, sweep):
+    return expand(pattern, sweep=sweep, point=SWEEPS[sweep], seed=SEEDS)
+
+
+def outputs_in(folder, names):
+    return {key: f"{folder}/{name}" for key, name in names.items()}
+
+
+TRAINED_RUNS = {
+    "histories": f"{RUN}/{TRAINING_OUTPUTS['history']}",
+    "summaries": f"{RUN}/{TRAINING_OUTPUTS['summary']}",
+}
+EVALUATED_RUNS = {
+    "confusions": f"{EVALUATED}/{EVALUATION_OUTPUTS['confusion']}",
+    "metrics": f"{EVALUATED}/{EVALUATION_OUTPUTS['metrics']}",
 }
 
 
-def training_outputs(model_dir):
-    """What train_cnn and finetune_resnet18 both write, so evaluation treats every model alike."""
+def per_model_report(path, subcategory, figure, category="2. Training"):
+    return report(
+        path,
+        caption=f"../report/{Path(path).parent.name}.rst",
+        category=category,
+        subcategory=subcategory,
+        labels={"what": figure, "which": "{model}"},
+    )
+
+
+def table_outputs(name, what, which, caption, category, subcategory=None):
+    """A table's CSV, Markdown, and HTML (the one the report shows inline)."""
     return {
-        key: f"{RESULTS}/models/{model_dir}{{seed_suffix}}/{name}"
-        for key, name in TRAINING_OUTPUTS.items()
+        "csv": f"{TABLES}/{name}.csv",
+        "markdown": f"{TABLES}/{name}.md",
+        "html": report(
+            f"{TABLES}/{name}.html",
+            caption=f"../report/{caption}.rst",
+            category=category,
+            subcategory=subcategory,
+            labels={"what": what, "which": which},
+        ),
     }
+
+
+def prefixed(prefix, outputs):
+    return {f"{prefix}_{key}": path for key, path in outputs.items()}
 
 
 def get_final_output():
     """Everything `snakemake` with no target builds: the whole study."""
-    figures = f"{RESULTS}/figures"
-    targets = [f"{RESULTS}/conv_stub/report.md", f"{RESULTS}/tables/summary.md"]
-    for kind in ("confusion", "curves", "gradients"):
-        targets += expand(f"{figures}/{kind}/{{model}}.png", model=MODELS)
-    targets += [
-        f"{figures}/comparison_accuracy.png",
-        f"{figures}/comparison_curves.png",
+    targets = [
+        f"{RESULTS}/conv_stub/report.html",
+        f"{TABLES}/summary.html",
+        f"{TABLES}/per_class.html",
+        f"{TABLES}/comparisons.html",
+        f"{TABLES}/claims.html",
+        f"{RESULTS}/report/config.html",
+        f"{RESULTS}/report/landing.rst",
+        f"{FIGURES}/comparison_accuracy.png",
+        f"{FIGURES}/comparison_curves.png",
+        f"{FIGURES}/comparison_effects.png",
     ]
-    if cnn_models(config):
-        targets.append(f"{figures}/dead_units.png")
-    if "combined" in MODELS and transfer_models(config):
-        targets.append(f"{figures}/comparison_transfer.png")
+    for kind in ("confusion", "curves", "gradients"):
+        targets += expand(f"{FIGURES}/{kind}/{{model}}.png", model=MODELS)
+    if CNN_MODELS:
+        targets.append(f"{FIGURES}/dead_units.png")
+    if "combined" in MODELS and TRANSFER_MODELS:
+        targets.append(f"{FIGURES}/comparison_transfer.png")
+    for sweep in SWEEPS:
+        targets += [f"{TABLES}/sweep_{sweep}.html", f"{FIGURES}/sweep_{sweep}.png"]
+        targets += sweep_runs(f"{SWEEP_RUN}/confusion.png", sweep)
     return targets
+
+
+def landing_page():
+    written = Path(RESULTS, "report", "landing.rst").resolve()
+    return str(written) if written.exists() else "workflow/report/workflow.rst"
+
+
+def forget_finished_runs():
+    """Once Snakemake has recorded every job of a run as complete, the hard links that let a rerun put
+    back outputs Snakemake had discarded (cnnstudy/resume.py) are not needed; without them a
+    --forcerun trains again instead of restoring."""
+    for folder in Path(RESULTS).glob("**/resume/finished"):
+        shutil.rmtree(folder, ignore_errors=True)

@@ -3,10 +3,15 @@
 
 rule verify_conv_stub:
     output:
-        markdown=report(
-            f"{RESULTS}/conv_stub/report.md",
+        markdown=f"{RESULTS}/conv_stub/report.md",
+        html=report(
+            f"{RESULTS}/conv_stub/report.html",
             caption="../report/conv_stub.rst",
             category="1. Convolution from scratch",
+            labels={
+                "what": "check against F.conv2d",
+                "which": "MyConvStub and MyFilterStub",
+            },
         ),
         csv=f"{RESULTS}/conv_stub/report.csv",
     log:
@@ -19,5 +24,6 @@ rule verify_conv_stub:
         runtime=30,
     params:
         **config["conv_stub"],
+        code=code_version("verify_conv_stub.py"),
     script:
         "../scripts/verify_conv_stub.py"

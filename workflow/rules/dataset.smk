@@ -14,6 +14,7 @@ if "demo_archive" in DATASET:
         params:
             **DATASET["demo_archive"],
             name=DATASET["name"],
+            code=code_version("make_demo_archive.py"),
         script:
             "../scripts/make_demo_archive.py"
 
@@ -33,6 +34,7 @@ rule download_dataset:
         md5=DATASET["md5"],
         name=DATASET["name"],
         archive_dir=f"{RESOURCES}/archives",
+        code=code_version("download_dataset.py"),
     script:
         "../scripts/download_dataset.py"
 
@@ -60,5 +62,7 @@ rule prepare_dataset:
         validation_fraction=DATASET["validation_fraction"],
         split_seed=DATASET["split_seed"],
         skip_corrupt=DATASET["skip_corrupt"],
+        source={"name": DATASET["name"], "archive_md5": DATASET["md5"]},
+        code=code_version("prepare_dataset.py"),
     script:
         "../scripts/prepare_dataset.py"

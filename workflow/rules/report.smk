@@ -1,181 +1,42 @@
-# Stage 6: figures, the results table and what goes into `snakemake --report`. Each figure is its
-# own rule, so asking for one builds only the models it shows. The first seed's runs are plotted;
-# the table covers every seed.
-
-FIGURES = f"{RESULTS}/figures"
-TRAINED = f"{RESULTS}/models/{{model}}"
-EVALUATED = f"{RESULTS}/eval/{{model}}"
+# What `snakemake --report` shows besides the figures and tables: the configuration the study ran with
+# (Snakemake does not display config files), and a landing page that says which run produced the
+# results, written from the run's own outputs rather than from the config `--report` is called with.
 
 
-rule plot_confusion:
-    input:
-        confusion=f"{EVALUATED}/confusion.csv",
-        metrics=f"{EVALUATED}/metrics.json",
+rule write_config:
     output:
-        report(
-            f"{FIGURES}/confusion/{{model}}.png",
-            caption="../report/confusion.rst",
-            category="4. Evaluation",
-            subcategory="Confusion matrices",
-            labels={"model": "{model}", "figure": "confusion matrix"},
+        yaml=f"{RESULTS}/report/config.yaml",
+        html=report(
+            f"{RESULTS}/report/config.html",
+            caption="../report/config.rst",
+            category="8. Configuration",
+            labels={"what": "configuration", "which": "this run"},
         ),
     log:
-        f"{LOGS}/plot_confusion/{{model}}.log",
-    conda:
-        "../../envs/report.yaml"
-    script:
-        "../scripts/plot_confusion.py"
-
-
-rule plot_curves:
-    input:
-        history=f"{TRAINED}/history.csv",
-        summary=f"{TRAINED}/summary.json",
-    output:
-        report(
-            f"{FIGURES}/curves/{{model}}.png",
-            caption="../report/curves.rst",
-            category="2. Training",
-            subcategory="Learning curves",
-            labels={"model": "{model}", "figure": "learning curves"},
-        ),
-    log:
-        f"{LOGS}/plot_curves/{{model}}.log",
-    conda:
-        "../../envs/report.yaml"
-    script:
-        "../scripts/plot_curves.py"
-
-
-rule plot_gradients:
-    input:
-        gradients=f"{TRAINED}/gradients.csv",
-        summary=f"{TRAINED}/summary.json",
-    output:
-        report(
-            f"{FIGURES}/gradients/{{model}}.png",
-            caption="../report/gradients.rst",
-            category="2. Training",
-            subcategory="Gradient distributions",
-            labels={"model": "{model}", "figure": "gradients"},
-        ),
-    log:
-        f"{LOGS}/plot_gradients/{{model}}.log",
-    conda:
-        "../../envs/report.yaml"
-    script:
-        "../scripts/plot_gradients.py"
-
-
-rule plot_dead_units:
-    input:
-        histories=per_model(f"{TRAINED}/history.csv", cnn_models(config)),
-    output:
-        report(
-            f"{FIGURES}/dead_units.png",
-            caption="../report/dead_units.rst",
-            category="2. Training",
-            labels={"figure": "dead ReLU units"},
-        ),
-    log:
-        f"{LOGS}/plot_dead_units.log",
+        f"{LOGS}/write_config.log",
     conda:
         "../../envs/report.yaml"
     params:
-        models=cnn_models(config),
+        config=config,
+        code=code_version("write_config.py"),
     script:
-        "../scripts/plot_dead_units.py"
+        "../scripts/write_config.py"
 
 
-rule plot_comparison_accuracy:
+rule describe_run:
     input:
-        metrics=per_model(f"{EVALUATED}/metrics.json", MODELS),
+        metrics=runs(EVALUATED_RUNS["metrics"]),
+        summaries=runs(TRAINED_RUNS["summaries"]),
+        conv_stub=f"{RESULTS}/conv_stub/report.csv",
     output:
-        report(
-            f"{FIGURES}/comparison_accuracy.png",
-            caption="../report/comparison_accuracy.rst",
-            category="5. Comparison",
-            labels={"figure": "test accuracy"},
-        ),
+        f"{RESULTS}/report/landing.rst",
     log:
-        f"{LOGS}/plot_comparison_accuracy.log",
+        f"{LOGS}/describe_run.log",
     conda:
         "../../envs/report.yaml"
     params:
         models=MODELS,
-        reported=config["study"]["reported"],
-        target=config["study"]["target_accuracy"],
+        study=config["study"],
+        code=code_version("describe_run.py"),
     script:
-        "../scripts/plot_comparison_accuracy.py"
-
-
-rule plot_comparison_curves:
-    input:
-        histories=per_model(f"{TRAINED}/history.csv", MODELS),
-    output:
-        report(
-            f"{FIGURES}/comparison_curves.png",
-            caption="../report/comparison_curves.rst",
-            category="5. Comparison",
-            labels={"figure": "validation curves"},
-        ),
-    log:
-        f"{LOGS}/plot_comparison_curves.log",
-    conda:
-        "../../envs/report.yaml"
-    params:
-        models=MODELS,
-    script:
-        "../scripts/plot_comparison_curves.py"
-
-
-TRANSFER_COMPARED = ["combined"] + transfer_models(config)
-
-
-rule plot_comparison_transfer:
-    input:
-        histories=per_model(f"{TRAINED}/history.csv", TRANSFER_COMPARED),
-        confusions=per_model(f"{EVALUATED}/confusion.csv", TRANSFER_COMPARED),
-        metrics=per_model(f"{EVALUATED}/metrics.json", TRANSFER_COMPARED),
-    output:
-        report(
-            f"{FIGURES}/comparison_transfer.png",
-            caption="../report/comparison_transfer.rst",
-            category="3. Transfer learning",
-            labels={"figure": "ResNet-18 against the combined CNN"},
-        ),
-    log:
-        f"{LOGS}/plot_comparison_transfer.log",
-    conda:
-        "../../envs/report.yaml"
-    params:
-        models=TRANSFER_COMPARED,
-    script:
-        "../scripts/plot_comparison_transfer.py"
-
-
-rule make_table:
-    input:
-        metrics=all_runs(f"{RESULTS}/eval/{{model}}{{seed_suffix}}/metrics.json"),
-        summaries=all_runs(f"{RESULTS}/models/{{model}}{{seed_suffix}}/summary.json"),
-        histories=all_runs(f"{RESULTS}/models/{{model}}{{seed_suffix}}/history.csv"),
-    output:
-        csv=f"{RESULTS}/tables/summary.csv",
-        markdown=report(
-            f"{RESULTS}/tables/summary.md",
-            caption="../report/summary.rst",
-            category="5. Comparison",
-            labels={"table": "results"},
-        ),
-    log:
-        f"{LOGS}/make_table.log",
-    conda:
-        "../../envs/report.yaml"
-    params:
-        models=MODELS,
-        seeds=len(SEEDS),
-        dataset=DATASET["name"],
-        reported=config["study"]["reported"],
-        target=config["study"]["target_accuracy"],
-    script:
-        "../scripts/make_table.py"
+        "../scripts/describe_run.py"

@@ -8,4 +8,5 @@ write_demo_archive(
     seed=snakemake.params.seed,
     train_per_class=snakemake.params.train_per_class,
     val_per_class=snakemake.params.val_per_class,
+    image_px=snakemake.params.get("image_px", (48, 96)),
 )

@@ -3,8 +3,5 @@ from cnnstudy.plots import plot_comparison_accuracy
 
 start_job(snakemake)
 plot_comparison_accuracy(
-    dict(zip(snakemake.params.models, snakemake.input.metrics, strict=True)),
-    snakemake.params.reported,
-    snakemake.params.target,
-    snakemake.output[0],
+    snakemake.input.metrics, snakemake.params.models, snakemake.params.study, snakemake.output[0]
 )

@@ -3,5 +3,5 @@ from cnnstudy.plots import plot_comparison_curves
 
 start_job(snakemake)
 plot_comparison_curves(
-    dict(zip(snakemake.params.models, snakemake.input.histories, strict=True)), snakemake.output[0]
+    snakemake.input.histories, snakemake.input.summaries, snakemake.params.models, snakemake.output[0]
 )

@@ -2,4 +2,4 @@ from cnnstudy.jobs import start_job
 from cnnstudy.plots import plot_curves
 
 start_job(snakemake)
-plot_curves(snakemake.input.history, snakemake.input.summary, snakemake.output[0])
+plot_curves(snakemake.input.histories, snakemake.input.summaries, snakemake.output[0])

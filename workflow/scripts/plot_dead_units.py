@@ -3,5 +3,5 @@ from cnnstudy.plots import plot_dead_units
 
 start_job(snakemake)
 plot_dead_units(
-    dict(zip(snakemake.params.models, snakemake.input.histories, strict=True)), snakemake.output[0]
+    snakemake.input.histories, snakemake.input.summaries, snakemake.params.models, snakemake.output[0]
 )

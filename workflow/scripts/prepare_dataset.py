@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from cnnstudy.jobs import start_job
+from cnnstudy.jobs import data_needs, start_job
 from cnnstudy.prepare import prepare
 
 start_job(snakemake)
@@ -12,4 +12,6 @@ prepare(
     seed=snakemake.params.split_seed,
     skip_corrupt=snakemake.params.skip_corrupt,
     threads=snakemake.threads,
+    source=snakemake.params.source,
+    needs=data_needs(snakemake.config),  # checks only, from the config: they must not rerun this job
 )

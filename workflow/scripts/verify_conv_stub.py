@@ -1,5 +1,5 @@
-# The from-scratch convolution against F.conv2d on the assignment's grid, on the CPU: report.md and
-# report.csv. A failed check fails the job; its report survives at <report.md>.failed.md.
+# The from-scratch convolution against F.conv2d on the assignment's grid, on the CPU: report.md, .html
+# and .csv. A failed check fails the job; its report survives at <report.md>.failed.md.
 import torch
 
 from cnnstudy.conv_checks import check_grid
@@ -10,6 +10,7 @@ params = snakemake.params
 check_grid(
     snakemake.output.markdown,
     snakemake.output.csv,
+    html_path=snakemake.output.html,
     atol=params.atol,
     batch_size=params.batch_size,
     image_size=params.image_size,
