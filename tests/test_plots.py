@@ -16,11 +16,8 @@ from cnnstudy.plots import (
     _title,
     draw_confusion,
     draw_curves,
-    draw_gradients,
-    gradient_histogram,
     plot_confusion,
     plot_curves,
-    plot_gradients,
 )
 from cnnstudy.plots_compare import (
     draw_comparison_accuracy,
@@ -32,6 +29,7 @@ from cnnstudy.plots_compare import (
     plot_comparison_transfer,
     plot_dead_units,
 )
+from cnnstudy.plots_gradients import draw_gradients, gradient_histogram, plot_gradients
 
 CLASSES = ["tench", "English springer", "cassette player", "chain saw", "church"]
 STUDY_MD5 = "e793b78cc4c9e9a4ccc0c1155377a412"
@@ -482,15 +480,6 @@ def test_comparison_figures_render_unclipped(results, tmp_path):
         titles = plot(*arguments, tmp_path / f"{name}.png")
         assert_png(tmp_path / f"{name}.png", size_px(figure))
         assert titles[0] == figure.get_suptitle()
-
-
-def test_rule_scripts_import_every_figure_from_plots():
-    from cnnstudy import plots, plots_compare
-
-    assert plots.plot_dead_units is plots_compare.plot_dead_units
-    assert plots.plot_comparison_transfer is plots_compare.plot_comparison_transfer
-    with pytest.raises(AttributeError):
-        plots.no_such_figure  # noqa: B018
 
 
 def test_dead_units_without_a_cnn_says_so(results):

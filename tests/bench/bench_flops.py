@@ -4,7 +4,9 @@
 
 GFLOP/image are forward + backward of one training image at 160 px, counted by torch.utils.flop_counter
 (only what trains is differentiated: a frozen backbone costs its forward pass alone). CPU images/s are
-measured with the training loop itself (``make_loop``/``run_epoch``) on random 160 px images. The last
+measured with the training loop itself (``make_loop``/``run_epoch``) on random 160 px images, at a batch
+small enough for a CPU: the CNN's rate is then dominated by the Adam step over its 211 M parameters and
+the epoch's gradient histograms, which a batch of 128 amortises. The last
 column is a PROJECTION, not a measurement: the time 50 epochs of Imagenette's 9,469 training images
 would take at the stated share (--mfu) of the stated dense bf16 peak (--peak-tflops; 989 is an H200's
 or H100's), from the counted FLOPs alone. `make bench-gpu` measures the real thing on a GPU.

@@ -18,7 +18,7 @@ from pathlib import Path
 PACKAGE = "cnnstudy"
 PACKAGE_DIR = Path(__file__).resolve().parent
 RESULT_NEUTRAL = {
-    "jobs": "sends a job's logging to its log file",
+    "jobs": "sets up a job's log and reads how it runs (device, batch sizes to check); computes nothing",
     "files": "writes files atomically; what is written comes from the caller",
     "devices": "picks the device and takes GPU locks; the device is a run setting",
     "locks": "keeps two processes off one run directory or one GPU",
