@@ -1,4 +1,7 @@
-"""The names of the files each stage writes into a run's folder: one source for rules, scripts and tests."""
+"""File names: what each stage writes into a run's folder (one source for rules, scripts and tests), and
+the naming convention that lets a weights file be verified."""
+
+import re
 
 TRAINING_OUTPUTS = {
     "checkpoint": "checkpoint.pt",
@@ -11,3 +14,5 @@ EVALUATION_OUTPUTS = {
     "confusion": "confusion.csv",
     "predictions": "predictions.csv",
 }
+# torch.hub's weights file names, <name>-<sha256 prefix>.<ext>: the prefix verifies the file
+HUB_HASH_IN_NAME = re.compile(r"-([a-f0-9]+)\.")

@@ -13,6 +13,7 @@ import urllib.parse
 from pathlib import Path
 
 from cnnstudy.jobs import RUN_SETTING_KEYS
+from cnnstudy.layout import HUB_HASH_IN_NAME
 
 SCHEMA = Path(__file__).resolve().parent.parent / "schemas" / "config.schema.yaml"
 TRANSFER_PREFIX = "resnet18_"
@@ -31,7 +32,6 @@ NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 STUDY_MODELS = ("baseline", "batchnorm", "dropout", "augmentation", "combined") + tuple(
     TRANSFER_PREFIX + mode for mode in ("bn_frozen", "bn_unfrozen", "full")
 )
-HUB_FILE_NAME = re.compile(r"-([a-f0-9]+)\.")  # torch.hub's <name>-<sha256 prefix>.<ext>
 
 
 class ConfigError(ValueError):
@@ -176,7 +176,7 @@ def _source_problems(config):
     transfer = config["transfer"]
     if transfer["weights"] != "none" and not transfer.get("weights_sha256"):
         name = Path(urllib.parse.urlparse(transfer["weights_url"]).path).name
-        if not HUB_FILE_NAME.search(name):
+        if not HUB_HASH_IN_NAME.search(name):
             problems.append(
                 f"transfer.weights_url: cannot verify {name!r}: its name carries no torch.hub hash prefix "
                 "(resnet18-f37072fd.pth); keep such a name or set transfer.weights_sha256 to the file's sha256"

@@ -7,7 +7,6 @@ and for a file someone copied into the cache by hand, which torch.hub itself wou
 
 import hashlib
 import logging
-import re
 from pathlib import Path
 
 import torch
@@ -15,9 +14,9 @@ import torch
 from .download import as_url, download, url_file_name
 from .files import atomic_path
 from .jobs import StudyError
+from .layout import HUB_HASH_IN_NAME
 
 log = logging.getLogger(__name__)
-HUB_HASH = re.compile(r"-([a-f0-9]+)\.")  # torch.hub's <name>-<sha256 prefix>.<ext>
 
 
 class WeightsError(StudyError):
@@ -28,7 +27,7 @@ def expected_hash(path, sha256=None):
     """(hash, where it comes from) that ``path`` must match; refuses a file nothing can verify."""
     if sha256:
         return sha256, "transfer.weights_sha256"
-    match = HUB_HASH.search(Path(path).name)
+    match = HUB_HASH_IN_NAME.search(Path(path).name)
     if match:
         return match.group(1), f"the hash prefix in its name ({match.group(1)})"
     raise WeightsError(
