@@ -23,6 +23,7 @@ from cnnstudy.stats import (
     superiority_verdict,
     t_across_seeds,
 )
+from cnnstudy.tables import comparable_with_study, on_study_data
 
 NOT_APPLICABLE = "not applicable"
 OTHER_DATA = "not the study's data"
@@ -223,11 +224,7 @@ def _pair_verdict(pair, claim):
 def _not_applicable(claim, grouped, runs, study):
     """Why the study's claim cannot be checked with these runs (empty: it can)."""
     reasons = [f"{model} was not trained in this run" for model in claim["models"] if model not in grouped]
-    study_data = (study["dataset_md5"], study["image_size"])
-    foreign = [
-        run for run in runs if (run.metrics.get("archive_md5"), run.metrics.get("image_size")) != study_data
-    ]
-    if foreign:
+    if not comparable_with_study([run.metrics for run in runs], study):
         reasons.append(OTHER_DATA)
     untrained = [
         model
@@ -241,12 +238,7 @@ def _not_applicable(claim, grouped, runs, study):
 
 def data_premise(runs, study):
     """One sentence on whether the runs used the study's data, for the table's introduction."""
-    study_data = (study["dataset_md5"], study["image_size"])
-    foreign = [
-        run.metrics
-        for run in runs
-        if (run.metrics.get("archive_md5"), run.metrics.get("image_size")) != study_data
-    ]
+    foreign = [run.metrics for run in runs if not on_study_data(run.metrics, study)]
     if not foreign:
         return f"This run used the study's data (archive md5 {study['dataset_md5'][:8]}…, {study['image_size']} px)."
     used = foreign[0]

@@ -33,6 +33,7 @@ from cnnstudy.plots import (
     load_runs,
     pooled_confusion,
 )
+from cnnstudy.tables import comparable_with_study
 
 
 def _in_order(groups, models):
@@ -132,10 +133,9 @@ def study_comparability(groups, study):
     """(comparable, legend label): the study's numbers compare with ours only when every run used its
     archive (same md5) at its image size."""
     metrics = [e.metrics for evaluations in groups.values() for e in evaluations]
-    md5s = {m.get("archive_md5") for m in metrics}
-    sizes = {m.get("image_size") for m in metrics}
-    if metrics and md5s == {study["dataset_md5"]} and sizes == {study["image_size"]}:
+    if metrics and comparable_with_study(metrics, study):
         return True, "study (reported, 50 epochs)"
+    sizes = {m.get("image_size") for m in metrics}
     size_text = "/".join(str(size) for size in sorted(sizes, key=str))
     return False, (
         f"study (not comparable: {_joined(m['dataset'] for m in metrics)} at {size_text} px "

@@ -54,12 +54,16 @@ def runs_by_model(records, models):
     }
 
 
-def comparable_with_study(records, study):
-    """True when every run used the study's archive (by md5, not by name) and image size."""
-    return all(
+def on_study_data(record, study):
+    """Whether a run (its metrics or summary) used the study's archive (by md5, not by name) and image size."""
+    return (
         record.get("archive_md5") == study["dataset_md5"] and record.get("image_size") == study["image_size"]
-        for record in records
     )
+
+
+def comparable_with_study(records, study):
+    """True when every run used the study's data."""
+    return all(on_study_data(record, study) for record in records)
 
 
 def _configuration(model, records):

@@ -60,6 +60,7 @@ def fetch_weights(source, checkpoints_dir, sha256=None):
     cached = Path(checkpoints_dir) / url_file_name(url)
     expected_hash(cached, sha256)  # refuse an unverifiable file before downloading it
     if cached.exists():
+        verify_weights(cached, sha256)
         log.info("weights already cached at %s (no download)", cached)
     else:
         offline_ways = (
@@ -69,8 +70,7 @@ def fetch_weights(source, checkpoints_dir, sha256=None):
         )
         with atomic_path(cached) as partial:
             download(url, partial, offline_ways)
-            verify_weights(partial, sha256, name=cached.name)
-    verify_weights(cached, sha256)
+            verify_weights(partial, sha256, name=cached.name)  # before it enters the cache
     log.info("weights at %s: verified", cached)
     return cached
 
