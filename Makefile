@@ -50,17 +50,25 @@ smoke-full: $(RUNTIME)
 	$(BIN)/python tests/smoke/peak_memory.py logs/smoke-full
 	$(BIN)/python tests/bench/bench_memory.py --available-gb 2 --images 64
 
-## bench: numbers: the conv stub; our loop against a textbook one; FLOPs and a GPU projection; the
-## memory bound of a 512-image evaluation and probe at 160 px under a 2 GiB job limit
+## bench: numbers: the conv stub; our loop against a textbook one; FLOPs and a GPU projection; the claims
+## check's false-positive rate and power by seeds; the memory bound of a 512-image evaluation and probe at
+## 160 px under a 2 GiB job limit
 bench: $(RUNTIME)
 	$(BIN)/python tests/bench/bench_conv_stub.py
 	$(BIN)/python tests/bench/bench_training.py
 	$(BIN)/python tests/bench/bench_flops.py
+	$(BIN)/python tests/bench/bench_claims.py
 	$(BIN)/python tests/bench/bench_memory.py --available-gb 2 --images 512
 
-## bench-gpu: the study's models at full size on a GPU (runs with a bare python3 that has torch)
+## bench-gpu: the study's models at full size on a GPU, with the project's venv where it exists, else
+## a bare python3 that has torch (a GPU image without Snakemake)
 bench-gpu:
-	python3 tests/bench/bench_gpu.py
+	@python=$$( [ -x $(BIN)/python ] && echo $(BIN)/python || echo python3 ); \
+	if ! $$python -c "import torch" 2>/dev/null; then \
+		echo "make bench-gpu: $$python has no torch; run make demo first, or use a python3 with torch"; \
+		exit 1; \
+	fi; \
+	$$python tests/bench/bench_gpu.py
 
 ## lint: snakemake --lint, snakefmt and ruff, all checks without changing files
 lint: $(DEV)

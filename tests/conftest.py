@@ -13,7 +13,7 @@ SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 @pytest.fixture(scope="session")
 def demo_archive(tmp_path_factory):
     """A small archive in the Imagenette layout, made by the demo generator."""
-    from cnnstudy.demo_data import write_demo_archive
+    from cnnstudy.data.demo_archive import write_demo_archive
 
     path = tmp_path_factory.mktemp("archive") / "imagenette-demo.tgz"
     return write_demo_archive(path, name="imagenette-demo", seed=1, train_per_class=12, val_per_class=4)
@@ -21,7 +21,7 @@ def demo_archive(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def demo_dataset(demo_archive, tmp_path_factory):
-    from cnnstudy.download import unpack_dataset
+    from cnnstudy.data.download import unpack_dataset
 
     return unpack_dataset(
         demo_archive, "imagenette-demo", tmp_path_factory.mktemp("datasets") / "imagenette-demo"
@@ -31,7 +31,7 @@ def demo_dataset(demo_archive, tmp_path_factory):
 @pytest.fixture(scope="session")
 def prepared(demo_dataset, tmp_path_factory):
     """Prepared tensors at 16 px: enough to train the small CNN for a few steps."""
-    from cnnstudy.prepare import prepare
+    from cnnstudy.data.prepare import prepare
 
     output = tmp_path_factory.mktemp("data")
     prepare(
@@ -70,3 +70,17 @@ def _restore_torch_settings():
     yield
     torch.use_deterministic_algorithms(False)
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def finished_demo(tmp_path_factory):
+    """One small offline demo run to the end in a copy of the workflow, shared by the tests that edit it
+    and put it back (dry runs, or a failed change and its revert): (folder, config-file arguments).
+    Tests using it must leave it finished (``Nothing to be done``)."""
+    from helpers.workflow import DEMO, TWO_EPOCHS, copy_workflow, planned_jobs, with_overrides
+
+    workflow = copy_workflow(tmp_path_factory.mktemp("finished-demo"))
+    configs = with_overrides(workflow, TWO_EPOCHS, demo=True)
+    run_snakemake(*DEMO, *configs, cwd=workflow)
+    assert planned_jobs(run_snakemake(*DEMO, *configs, "-n", cwd=workflow).stdout) == {}
+    return workflow, configs

@@ -73,10 +73,6 @@ def test_scripts_import_only_the_package_and_stay_thin():
         assert "start_job(snakemake)" in script.read_text() or "snakemake.log" in script.read_text()
 
 
-def test_python_is_the_one_this_project_pins():
-    assert sys.version_info[:2] >= (3, 11)
-
-
 BARE_PYTHON = (
     "import runpy, sys\n"
     "for name in ('snakemake', 'sklearn', 'scipy', 'yaml', 'tqdm', 'matplotlib'):\n"
@@ -115,3 +111,13 @@ def test_the_benchmarks_json_copy_of_the_config_is_in_sync():
 
     copy = json.loads((REPO / "tests" / "bench" / "study_config.json").read_text())
     assert copy == yaml.safe_load((REPO / "config.yaml").read_text()), "rerun: make study-config-json"
+
+
+def test_the_snakefile_states_its_oldest_snakemake_first():
+    """min_version must run before anything an older Snakemake cannot parse, so it is the first statement,
+    and the directives newer than it live in the included files."""
+    statements = [line for line in (REPO / "Snakefile").read_text().splitlines() if line and line[0] != "#"]
+    assert statements[:2] == ["from snakemake.utils import min_version", 'min_version("8.19.3")']
+    assert "resource_scopes" not in (REPO / "Snakefile").read_text()
+    pinned = re.search(r"^snakemake\[reports\]==([\d.]+)$", (REPO / "requirements.txt").read_text(), re.M)
+    assert tuple(map(int, pinned.group(1).split("."))) >= (8, 19, 3)

@@ -19,8 +19,8 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "workflow"))
 
-from cnnstudy.conv_checks import full_float32  # noqa: E402
-from cnnstudy.conv_stub import MyConvStub  # noqa: E402
+from cnnstudy.conv.checks import full_float32  # noqa: E402
+from cnnstudy.conv.stub import MyConvStub  # noqa: E402
 
 TARGET_RATIO = 2.5
 # (name, batch, in channels, out channels, kernel, stride, groups, image size); the first is the target.

@@ -25,7 +25,7 @@ sys.path.insert(0, str(REPO / "workflow"))
 
 from bench_gpu import measure  # noqa: E402
 
-from cnnstudy.settings import hyperparameters, model_names  # noqa: E402
+from cnnstudy.base.settings import hyperparameters, model_names  # noqa: E402
 
 IMAGES, EPOCHS = 9469, 50
 

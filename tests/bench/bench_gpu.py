@@ -4,7 +4,7 @@
 
 Made for a bare GPU machine: needs only torch and pandas (no Snakemake, no network, no venv); imports
 the workflow's own package from workflow/, so what it times is the training loop users run
-(``cnnstudy.training.make_loop`` and ``run_epoch``), not a copy. For every model of config.yaml at the
+(``cnnstudy.train.loop.make_loop`` and ``run_epoch``), not a copy. For every model of config.yaml at the
 study's size (160 px, batch 128): images/s in bf16 and fp32, achieved TFLOP/s (counted FLOPs × images/s)
 and its share of the GPU's dense bf16 peak (model FLOPs utilisation), and peak memory; torch.compile for
 the baseline only; one full epoch of the baseline on a generated dataset of Imagenette's size (9,469
@@ -25,11 +25,11 @@ import torch
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "workflow"))
 
-from cnnstudy.data import Split  # noqa: E402
-from cnnstudy.measurements import training_flops_per_image  # noqa: E402
-from cnnstudy.models import build_model, normalization  # noqa: E402
-from cnnstudy.settings import hyperparameters, model_names  # noqa: E402
-from cnnstudy.training import make_loop, run_epoch  # noqa: E402
+from cnnstudy.base.settings import hyperparameters, model_names  # noqa: E402
+from cnnstudy.data.tensors import Split  # noqa: E402
+from cnnstudy.train.loop import make_loop, run_epoch  # noqa: E402
+from cnnstudy.train.measurements import training_flops_per_image  # noqa: E402
+from cnnstudy.train.models import build_model, normalization  # noqa: E402
 
 IMAGENETTE_TRAINING_IMAGES = 9469
 # Dense (no sparsity) bf16 tensor-core peaks from the vendors' data sheets, TFLOP/s.

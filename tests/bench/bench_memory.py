@@ -2,7 +2,7 @@
 
     python tests/bench/bench_memory.py [--available-gb 2] [--images 512]
 
-The bound (cnnstudy.memory): the activations of one inference chunk take at most MEMORY_SHARE of the
+The bound (cnnstudy.base.memory): the activations of one inference chunk take at most MEMORY_SHARE of the
 memory available to the job. With the study's baseline CNN (211 M parameters) at 160 px, one forward
 pass of 512 images at once would need about 20 GB; here the chunks are sized for ``--available-gb``
 (a job's memory limit, as a cgroup or a scheduler would set it; default: what this machine reports).
@@ -20,16 +20,16 @@ import torch
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "workflow"))
 
-from cnnstudy.inference import predict  # noqa: E402
-from cnnstudy.measurements import dead_unit_fractions  # noqa: E402
-from cnnstudy.memory import (  # noqa: E402
+from cnnstudy.base.memory import (  # noqa: E402
     MEMORY_SHARE,
     activation_bytes_per_image,
     describe_memory_limit,
     inference_chunk_size,
     peak_rss_mb,
 )
-from cnnstudy.models import build_cnn  # noqa: E402
+from cnnstudy.train.inference import predict  # noqa: E402
+from cnnstudy.train.measurements import dead_unit_fractions  # noqa: E402
+from cnnstudy.train.models import build_cnn  # noqa: E402
 
 
 def resident_mb():

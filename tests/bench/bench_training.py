@@ -24,13 +24,13 @@ from torchvision import datasets, transforms
 REPO = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(REPO / "workflow"), str(REPO / "tests")]
 
-from cnnstudy.data import load_split  # noqa: E402
-from cnnstudy.demo_data import write_demo_archive  # noqa: E402
-from cnnstudy.download import unpack_dataset  # noqa: E402
-from cnnstudy.layout import TRAINING_OUTPUTS  # noqa: E402
-from cnnstudy.models import build_model, normalization  # noqa: E402
-from cnnstudy.prepare import prepare  # noqa: E402
-from cnnstudy.training import train  # noqa: E402
+from cnnstudy.base.layout import TRAINING_OUTPUTS  # noqa: E402
+from cnnstudy.data.demo_archive import write_demo_archive  # noqa: E402
+from cnnstudy.data.download import unpack_dataset  # noqa: E402
+from cnnstudy.data.prepare import prepare  # noqa: E402
+from cnnstudy.data.tensors import load_split  # noqa: E402
+from cnnstudy.train.loop import train  # noqa: E402
+from cnnstudy.train.models import build_model, normalization  # noqa: E402
 from helpers.training import tiny_hyperparameters  # noqa: E402
 
 TARGET_RATIO = 3.0

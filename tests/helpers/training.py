@@ -6,11 +6,11 @@ from pathlib import Path
 import torch
 import yaml
 
-from cnnstudy.data import load_split
-from cnnstudy.layout import TRAINING_OUTPUTS
-from cnnstudy.models import build_model, normalization
-from cnnstudy.settings import hyperparameters
-from cnnstudy.training import train
+from cnnstudy.base.layout import TRAINING_OUTPUTS
+from cnnstudy.base.settings import hyperparameters
+from cnnstudy.data.tensors import load_split
+from cnnstudy.train.loop import train
+from cnnstudy.train.models import build_model, normalization
 from helpers import REPO
 
 
@@ -30,7 +30,7 @@ def tiny_hyperparameters(model="baseline", **overrides):
     return hp
 
 
-def run_training(data_dir, output_dir, hp, state_dict=None, code_version="test"):
+def run_training(data_dir, output_dir, hp, state_dict=None, code_version="test", settings=None):
     torch.set_num_threads(1)
     device = torch.device("cpu")
     train_split = load_split(Path(data_dir) / "train.pt", device)
@@ -40,7 +40,7 @@ def run_training(data_dir, output_dir, hp, state_dict=None, code_version="test")
     history, summary = train(
         model, hp, train_split, val_split, device, outputs, Path(output_dir) / "resume",
         normalization(hp, train_split.images), pretrained=False if hp["architecture"] == "resnet18" else None,
-        code_version=code_version,
+        code_version=code_version, settings=settings,
     )  # fmt: skip
     return model, history, summary
 
@@ -55,7 +55,7 @@ if __name__ == "__main__":
         import os
         import signal
 
-        import cnnstudy.resume as resume
+        import cnnstudy.train.resume as resume
 
         die_after, real_save = int(sys.argv[4]), resume.ResumeFolder.save
 

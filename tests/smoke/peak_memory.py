@@ -2,7 +2,7 @@
 
     python tests/smoke/peak_memory.py LOG_DIR
 
-Each rule script logs ``peak memory (ru_maxrss): N MB`` as it exits (cnnstudy.jobs); training and
+Each rule script logs ``peak memory (ru_maxrss): N MB`` as it exits (cnnstudy.base.jobs); training and
 evaluation also keep it in summary.json and metrics.json. Prints one row per job, largest first.
 """
 

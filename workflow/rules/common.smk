@@ -1,6 +1,8 @@
 # Shared by every file in workflow/rules: config validation, paths, wildcard constraints, code
 # fingerprints, input functions and the list of final targets.
 
+import hashlib
+import json
 import os
 import re
 import shutil
@@ -18,14 +20,18 @@ os.environ.update(
     )
 )
 
-from cnnstudy.codeversion import code_fingerprint
-from cnnstudy.layout import EVALUATION_OUTPUTS, TRAINING_OUTPUTS
-from cnnstudy.settings import (
+from snakemake.exceptions import WorkflowError
+
+from cnnstudy.base.codeversion import code_fingerprint
+from cnnstudy.base.locks import hold_results_folder
+from cnnstudy.base.layout import EVALUATION_OUTPUTS, TRAINING_OUTPUTS
+from cnnstudy.base.settings import (
     cnn_models,
     hyperparameters,
     model_names,
     seed_suffix,
     sweep_hyperparameters,
+    sorted_keys,
     sweep_points,
     transfer_models,
     validate_config,
@@ -34,6 +40,7 @@ from cnnstudy.settings import (
 validate_config(
     config
 )  # a typo or an impossible setting stops here, before any job runs
+
 
 RESULTS = config["paths"]["results"]
 RESOURCES = config["paths"]["resources"]
@@ -47,6 +54,9 @@ CNN_MODELS = cnn_models(config)
 TRANSFER_MODELS = transfer_models(config)
 SEEDS = config["seeds"]
 DATASET = config["dataset"]
+STUDY = sorted_keys(
+    config["study"]
+)  # a param: reordering its keys in the YAML reruns nothing
 SWEEPS = {name: sweep_points(config, name) for name in config["sweeps"]}
 # A job configured for the CPU takes no GPU slot, locally or on a cluster.
 GPUS_PER_JOB = 0 if config["device"] == "cpu" else 1
@@ -95,8 +105,12 @@ def dataset_archive_input(wildcards):
     return [path] if path else []
 
 
+# Under the archive's md5: a changed dataset.md5 unpacks beside the old data and never touches them.
+ARCHIVES = f"{RESOURCES}/archives"  # a verified archive kept at <md5>/<file name>
+
+
 def dataset_dir():
-    return f"{RESOURCES}/datasets/{DATASET['name']}"
+    return f"{RESOURCES}/datasets/{DATASET['name']}/{DATASET['md5']}"
 
 
 def weights_file():
@@ -210,3 +224,108 @@ def forget_finished_runs():
     --forcerun trains again instead of restoring."""
     for folder in Path(RESULTS).glob("**/resume/finished"):
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def refuse_paths_read_as_rules(dag_settings):
+    """Stop before any job when a target was written after ``--forcerun``: Snakemake reads it as one more
+    file to force, so with no target left the whole workflow runs and every job of the forced rules
+    reruns (``--forcerun train_cnn results/…/checkpoint.pt`` retrains every CNN)."""
+    rules = {rule.name for rule in workflow.rules}
+    paths = sorted(
+        value
+        for value in dag_settings.forcerun
+        if value not in rules and value.startswith((f"{RESULTS}/", f"{RESOURCES}/"))
+    )
+    if dag_settings.targets or not paths:
+        return
+    forced = " ".join(sorted(set(dag_settings.forcerun) - set(paths))) or "RULE"
+    raise WorkflowError(
+        f"--forcerun took {' '.join(paths)} as files to force, not as targets, so nothing limits this "
+        "run: every job of the forced rules would rerun. Put the target first: "
+        f"`snakemake {paths[0]} ... --forcerun {forced}`, or end the list with --: "
+        f"`snakemake ... --forcerun {forced} -- {paths[0]}`. To force that file within the whole "
+        f"study, name the target: `snakemake all --forcerun {paths[0]}`."
+    )
+
+
+TRAINING_RULES = ("train_cnn", "finetune_resnet18", "train_sweep_point")
+
+
+def refuse_weeks_on_the_cpu(dag):
+    """A plan with training on a machine whose main process sees no GPU (``device: auto``): estimate the
+    hours on this CPU before any job runs; stop when it is more than an hour, and say how to go on. Not
+    where jobs run elsewhere (a cluster's login node has no GPU), nor with ``device: cpu`` (confirmed).
+    """
+    if (
+        config["device"] != "auto"
+        or workflow.executor_plugin.common_settings.non_local_exec
+    ):
+        return
+    jobs = [job for job in dag.needrun_jobs() if job.rule.name in TRAINING_RULES]
+    if not jobs:
+        return
+    import torch
+    from snakemake.logging import logger
+
+    if torch.cuda.is_available():
+        return
+    from cnnstudy.train.cpu_estimate import STOP_ABOVE_HOURS, cpu_training_estimate
+
+    counts = Path(DATA) / "train.pt"
+    images = len(torch.load(counts, mmap=True)["labels"]) if counts.exists() else None
+    hours, message = cpu_training_estimate(
+        [job.params.hyperparameters for job in jobs], images
+    )
+    if hours > STOP_ABOVE_HOURS:
+        raise WorkflowError(message)
+    logger.warning(f"Note: {message}")
+
+
+def refuse_demo_targets_without_the_demo_config(arguments):
+    """A demo target (``results/demo/…``) asked of another config: a command-line ``--configfiles``
+    replaces the demo profile's list, so the demo's own overlay was dropped, and the target would end in
+    a MissingRuleException (or, under ``results/``, a download of the real Imagenette). Parse time, main
+    process only: the targets are still plain command-line words here."""
+    demo_targets = [word for word in arguments if word.startswith("results/demo/")]
+    if not demo_targets or Path(RESULTS) == Path("results", "demo"):
+        return
+    raise WorkflowError(
+        f"{demo_targets[0]} is a demo target, but this run's config writes to {RESULTS}/ (a "
+        "--configfiles on the command line replaces the demo profile's list, so its overlay "
+        "profiles/demo/demo-config.yaml was dropped). Name it again: snakemake TARGET --profile "
+        "profiles/demo --configfiles config.yaml profiles/demo/demo-config.yaml mine.yaml"
+    )
+
+
+if workflow.is_main_process:
+    refuse_demo_targets_without_the_demo_config(sys.argv[1:])
+
+
+# For the report's config page, written by write_config: the files read, and a digest of what they gave.
+def config_files():
+    """The config files this run read, in the order they were merged, each once (relative paths where they
+    lie below the working directory): the `configfile:` of the Snakefile, then every --configfiles.
+    """
+    given = [str(path) for path in workflow.overwrite_configfiles]
+    read = [str(path) for path in workflow.configfiles[len(given) :]] + given
+    last = {os.path.abspath(path): index for index, path in enumerate(read)}
+    ordered = [
+        path for index, path in enumerate(read) if last[os.path.abspath(path)] == index
+    ]
+    here = os.getcwd()
+    return [
+        (
+            os.path.relpath(path)
+            if os.path.abspath(path).startswith(here + os.sep)
+            else path
+        )
+        for path in ordered
+    ]
+
+
+def config_digest():
+    """A short digest of the merged config: write_config reruns when the config changes (a --config value
+    included), while the report's ⓘ panel shows 16 characters instead of the whole config.
+    """
+    text = json.dumps(config, sort_keys=False, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -1,5 +1,14 @@
-# Stage 1: the dataset. Download and unpack (local rules: they run on a cluster's login node, which
-# is the machine with internet access), then decode every image once into tensors.
+# Stage 1: the dataset. Download, verify and unpack (local rules: they run on a cluster's login node,
+# which is the machine with internet access), then decode every image once into tensors.
+# The archive and its unpacked folder live under paths holding the md5: a changed dataset.md5 adds new
+# paths, so a failed change leaves the old ones untouched, and reverting it finds them current.
+
+from cnnstudy.base.settings import validate_split_sizes
+
+SPLIT_COUNTS = f"{DATA}/split_counts.json"
+# With data already prepared for this archive and split, a batch or dead-unit probe larger than its split
+# stops here, naming its key, before Snakemake deletes any finished model to retrain it.
+validate_split_sizes(config, SPLIT_COUNTS)
 
 if "demo_archive" in DATASET:
 
@@ -30,10 +39,10 @@ rule download_dataset:
     conda:
         "../../envs/pytorch.yaml"
     params:
-        url=DATASET["url"],
+        # not the url: the job reads it from the config, as the md5 names the content (a mirror reruns nothing)
         md5=DATASET["md5"],
         name=DATASET["name"],
-        archive_dir=f"{RESOURCES}/archives",
+        archive_dir=ARCHIVES,
         code=code_version("download_dataset.py"),
     script:
         "../scripts/download_dataset.py"
@@ -47,6 +56,7 @@ rule prepare_dataset:
         val=f"{DATA}/val.pt",
         test=f"{DATA}/test.pt",
         manifest=f"{DATA}/manifest.csv",
+        counts=SPLIT_COUNTS,
     log:
         f"{LOGS}/prepare_dataset.log",
     benchmark:

@@ -97,7 +97,7 @@ rule plot_comparison_accuracy:
         "../../envs/report.yaml"
     params:
         models=MODELS,
-        study=config["study"],
+        study=STUDY,
         code=code_version("plot_comparison_accuracy.py"),
     script:
         "../scripts/plot_comparison_accuracy.py"

@@ -4,6 +4,8 @@
 
 
 rule write_config:
+    input:
+        configfiles=config_files(),
     output:
         yaml=f"{RESULTS}/report/config.yaml",
         html=report(
@@ -17,7 +19,7 @@ rule write_config:
     conda:
         "../../envs/report.yaml"
     params:
-        config=config,
+        merged=config_digest(),
         code=code_version("write_config.py"),
     script:
         "../scripts/write_config.py"
@@ -36,7 +38,7 @@ rule describe_run:
         "../../envs/report.yaml"
     params:
         models=MODELS,
-        study=config["study"],
+        study=STUDY,
         code=code_version("describe_run.py"),
     script:
         "../scripts/describe_run.py"

@@ -16,7 +16,7 @@ rule make_table:
         "../../envs/report.yaml"
     params:
         models=MODELS,
-        study=config["study"],
+        study=STUDY,
         code=code_version("make_table.py"),
     script:
         "../scripts/make_table.py"
@@ -40,6 +40,7 @@ rule make_per_class_table:
         "../../envs/report.yaml"
     params:
         models=MODELS,
+        study=STUDY,
         code=code_version("make_per_class_table.py"),
     script:
         "../scripts/make_per_class_table.py"
@@ -82,7 +83,7 @@ rule check_claims:
         "../../envs/report.yaml"
     params:
         models=MODELS,
-        study=config["study"],
+        study=STUDY,
         code=code_version("check_claims.py"),
     script:
         "../scripts/check_claims.py"

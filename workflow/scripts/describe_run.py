@@ -1,5 +1,5 @@
-from cnnstudy.jobs import start_job
-from cnnstudy.run_description import write_landing_page
+from cnnstudy.base.jobs import start_job
+from cnnstudy.figures.landing import write_landing_page
 
 start_job(snakemake)
 write_landing_page(

@@ -1,7 +1,7 @@
 from pathlib import Path
 
-from cnnstudy.jobs import start_job
-from cnnstudy.weights import fetch_weights
+from cnnstudy.base.jobs import start_job
+from cnnstudy.train.weights import fetch_weights
 
 start_job(snakemake)
 cached = fetch_weights(snakemake.params.url, Path(snakemake.output[0]).parent, snakemake.params.sha256)

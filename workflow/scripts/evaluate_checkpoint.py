@@ -1,6 +1,6 @@
-from cnnstudy.jobs import run_settings, start_job
-from cnnstudy.layout import EVALUATION_OUTPUTS
-from cnnstudy.scoring import evaluate_job
+from cnnstudy.analysis.scoring import evaluate_job
+from cnnstudy.base.jobs import run_settings, start_job
+from cnnstudy.base.layout import EVALUATION_OUTPUTS
 
 start_job(snakemake)
 evaluate_job(

@@ -1,5 +1,5 @@
-from cnnstudy.demo_data import write_demo_archive
-from cnnstudy.jobs import start_job
+from cnnstudy.base.jobs import start_job
+from cnnstudy.data.demo_archive import write_demo_archive
 
 start_job(snakemake)
 write_demo_archive(

@@ -1,5 +1,5 @@
-from cnnstudy.jobs import start_job
-from cnnstudy.sweeps import plot_sweep, sweep_table, write_sweep_table
+from cnnstudy.base.jobs import start_job
+from cnnstudy.figures.sweeps import plot_sweep, sweep_table, write_sweep_table
 
 start_job(snakemake)
 sweep = snakemake.wildcards.sweep

@@ -1,5 +1,5 @@
-from cnnstudy.jobs import start_job
-from cnnstudy.tables import summary_table, write_summary
+from cnnstudy.analysis.tables import summary_table, write_summary
+from cnnstudy.base.jobs import start_job
 
 start_job(snakemake)
 frame = summary_table(

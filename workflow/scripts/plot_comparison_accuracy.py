@@ -1,5 +1,5 @@
-from cnnstudy.jobs import start_job
-from cnnstudy.plots_compare import plot_comparison_accuracy
+from cnnstudy.base.jobs import start_job
+from cnnstudy.figures.comparison import plot_comparison_accuracy
 
 start_job(snakemake)
 plot_comparison_accuracy(

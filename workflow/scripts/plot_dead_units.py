@@ -1,5 +1,5 @@
-from cnnstudy.jobs import start_job
-from cnnstudy.plots_compare import plot_dead_units
+from cnnstudy.base.jobs import start_job
+from cnnstudy.figures.comparison import plot_dead_units
 
 start_job(snakemake)
 plot_dead_units(

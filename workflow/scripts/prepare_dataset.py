@@ -1,7 +1,7 @@
 from pathlib import Path
 
-from cnnstudy.jobs import data_needs, start_job
-from cnnstudy.prepare import prepare
+from cnnstudy.base.jobs import data_needs, start_job
+from cnnstudy.data.prepare import prepare
 
 start_job(snakemake)
 prepare(

@@ -1,6 +1,6 @@
-from cnnstudy.jobs import run_settings, start_job
-from cnnstudy.layout import TRAINING_OUTPUTS
-from cnnstudy.training import train_job
+from cnnstudy.base.jobs import run_settings, start_job
+from cnnstudy.base.layout import TRAINING_OUTPUTS
+from cnnstudy.train.loop import train_job
 
 start_job(snakemake)
 train_job(

@@ -2,8 +2,8 @@
 # and .csv. A failed check fails the job; its report survives at <report.md>.failed.md.
 import torch
 
-from cnnstudy.conv_checks import check_grid
-from cnnstudy.jobs import start_job
+from cnnstudy.base.jobs import start_job
+from cnnstudy.conv.checks import check_grid
 
 start_job(snakemake)
 params = snakemake.params

@@ -1,5 +1,11 @@
-from cnnstudy.jobs import start_job
-from cnnstudy.run_description import write_config
+from cnnstudy.base.jobs import start_job
+from cnnstudy.figures.landing import write_config
 
 start_job(snakemake)
-write_config(snakemake.params.config, snakemake.output.yaml, snakemake.output.html)
+# the merged config straight from Snakemake, not through params (params are shown in the report's ⓘ panel)
+write_config(
+    snakemake.config,
+    snakemake.output.yaml,
+    snakemake.output.html,
+    sources=snakemake.input.configfiles,
+)
