@@ -18,6 +18,7 @@ from cnnstudy.analysis.claims import (
     best_epoch_gap,
     check_claims,
     data_premise,
+    effect_in_words,
     epochs_to_95,
     load_runs,
     pairwise_comparisons,
@@ -410,3 +411,24 @@ def test_an_unsettled_accuracy_claim_says_how_many_seeds_would_settle_it():
     assert expected and claim["seeds_to_settle"] == f"≈ {expected} seeds"
     one_seed = [run for run in runs if run.seed == 0]
     assert one_claim(one_seed, better("batchnorm", "baseline"))[0]["seeds_to_settle"] == "—"
+
+
+def test_history_effects_read_in_words_with_both_values():
+    assert effect_in_words(9, "epochs_to_95", 2, 11, 0.7, 0.6) == "9 fewer epochs (2 vs 11)"
+    assert effect_in_words(-3, "epochs_to_95", 8, 5, 0.7, 0.7) == "3 more epochs (8 vs 5)"
+    faster_lower = effect_in_words(4, "epochs_to_95", 3, 7, 0.55, 0.62)
+    assert (
+        faster_lower.startswith("4 fewer epochs (3 vs 7), but to a lower plateau") and "55.0%" in faster_lower
+    )
+    gap = effect_in_words(0.268, "best_epoch_gap", -0.029, 0.239, 0.6, 0.6)
+    assert gap == "gap 26.8 pp smaller (-2.9 vs +23.9 pp)"
+    assert effect_in_words(0.05, "test_accuracy", 0.5, 0.45, 0.5, 0.5) is None
+
+
+def test_the_claims_table_prints_the_margin_and_this_runs_interval_width(tmp_path):
+    (claims, pairs), _ = study_runs()
+    write_claims(claims, pairs, tmp_path / "claims.csv", tmp_path / "claims.md", None)
+    markdown = (tmp_path / "claims.md").read_text()
+    assert "equivalence margin ±2.0 pp" in markdown
+    images = int(pairs.loc[pairs["measure"] == "test_accuracy", "n_images"].iloc[0])
+    assert f"On this run's {images:,} test images the accuracy intervals are ±" in markdown

@@ -48,11 +48,11 @@ COMPARISON_COLUMNS = [
 PAIR_COLUMNS = [
     "claim_id", "outcome", "margin", "model_a", "model_b", "measure", "seeds", "method", "confidence",
     "alpha", "effect", "ci_low", "ci_high", "p_value", "p_holm", "verdict", "reason", "reported_difference",
-    "seeds_to_settle",
+    "seeds_to_settle", "value_a", "value_b", "plateau_a", "plateau_b", "n_images",
 ]  # fmt: skip
 CLAIM_COLUMNS = [
     "id", "text", "measure", "outcome", "models", "margin", "effect", "ci_low", "ci_high", "p_value",
-    "p_holm", "seeds", "verdict", "reason", "seeds_to_settle",
+    "p_holm", "seeds", "verdict", "reason", "seeds_to_settle", "value_a", "value_b", "plateau_a", "plateau_b",
 ]  # fmt: skip
 
 
@@ -197,8 +197,9 @@ def _measure_pair(measure, runs_a, runs_b, settings):
     """Effect (positive = the first model is better), its interval, p-value and the method used."""
     seeds = sorted(set(runs_a) & set(runs_b))
     empty = dict(
-        seeds=len(seeds), method="", effect=math.nan, ci_low=math.nan, ci_high=math.nan, p_value=math.nan
-    )
+        seeds=len(seeds), method="", effect=math.nan, ci_low=math.nan, ci_high=math.nan, p_value=math.nan,
+        value_a=math.nan, value_b=math.nan, plateau_a=math.nan, plateau_b=math.nan, n_images=math.nan,
+    )  # fmt: skip
     if not seeds:
         return empty
     if measure == ACCURACY_MEASURE:
@@ -206,11 +207,17 @@ def _measure_pair(measure, runs_a, runs_b, settings):
         row = rows[-1]  # the across-seeds row when there are several seeds, else the one seed's row
         measured = {
             "effect": row["difference"],
-            **{key: row[key] for key in ("method", "ci_low", "ci_high", "p_value")},
+            **{key: row[key] for key in ("method", "ci_low", "ci_high", "p_value", "n_images")},
         }
         return {**empty, **measured}
     value = HISTORY_MEASURES[measure]
     effects = [value(runs_b[s].history) - value(runs_a[s].history) for s in seeds]  # lower is better
+    # both models' own values, and the best validation accuracy each reached, for the table's words
+    empty |= {
+        f"{key}_{side}": float(np.mean([measure_of(runs[s].history) for s in seeds]))
+        for side, runs in (("a", runs_a), ("b", runs_b))
+        for key, measure_of in (("value", value), ("plateau", lambda history: history["val_accuracy"].max()))
+    }
     if len(seeds) == 1:
         return {**empty, "method": ONE_SEED, "effect": effects[0]}
     mean, low, high, p = t_across_seeds(effects, settings[0])
@@ -331,6 +338,7 @@ def _claim_row(claim, pairs, inapplicable):
         "verdict": verdict,
         "reason": reason,
         "seeds_to_settle": weakest["seeds_to_settle"],
+        **{key: weakest[key] for key in ("value_a", "value_b", "plateau_a", "plateau_b")},
     }
 
 
@@ -388,6 +396,22 @@ def check_claims(runs, claims_config, study_config):
 def _with_claims(pairs, statements):
     by_id = {claim["id"]: claim for claim in statements}
     return [(pair, by_id[pair["claim_id"]]) for _, pair in pairs.iterrows()]
+
+
+def effect_in_words(effect, measure, value_a, value_b, plateau_a, plateau_b):
+    """A history measure's effect as a reader says it, with both values: "9 fewer epochs (2 vs 11)",
+    "gap 26.8 pp smaller (−2.9 vs 23.9 pp)", and whether a faster model converged to a lower plateau.
+    None for the test accuracy (its signed difference reads as it is)."""
+    if measure == ACCURACY_MEASURE or math.isnan(effect) or math.isnan(value_a):
+        return None
+    if measure == "epochs_to_95":
+        size = f"{abs(round(effect, 1)):g} {'fewer' if effect > 0 else 'more'} epochs"
+        words = f"{size} ({value_a:g} vs {value_b:g})" if effect else f"as many epochs ({value_a:g})"
+        if effect > 0 and plateau_a < plateau_b:
+            words += f", but to a lower plateau (best validation accuracy {plateau_a:.1%} vs {plateau_b:.1%})"
+        return words
+    size = f"gap {abs(100 * effect):.1f} pp {'smaller' if effect > 0 else 'larger'}"
+    return f"{size} ({100 * value_a:+.1f} vs {100 * value_b:+.1f} pp)"
 
 
 def format_effect(value, measure, signed=False):

@@ -10,6 +10,7 @@ from cnnstudy.analysis.claims import (
     BOOTSTRAP_METHOD,
     CROSSED_METHOD,
     MEASURE_NAMES,
+    effect_in_words,
     format_effect,
 )
 from cnnstudy.analysis.stats import format_p
@@ -95,7 +96,7 @@ def write_comparisons(frame, csv_path, md_path, html_path, banner=""):
     write_table(pd.DataFrame(columns), md_path, html_path, title, intro, notes, banner=banner, wrap=[])
 
 
-def _rules(confidence, alpha):
+def _rules(confidence, alpha, width=None):
     level = f"{confidence:.0%}"
     return [
         f"*How each pair is tested.* Test accuracy with one seed: effect = accuracy difference, {level} "
@@ -129,10 +130,7 @@ def _rules(confidence, alpha):
         "variation. More seeds shrink only the seed part: when the test images' part alone is too wide, it "
         "says *not with this test set*. — where the claim is settled or nothing can be estimated (a model "
         "with one seed, or no number reported for it).",
-        "*Why one seed rarely settles a claim.* On ~4,000 test images a 2-point accuracy difference has a "
-        "95 % interval about ±1.5 pp wide (up to ±2 pp when the two models disagree on many images), and "
-        "one seed says nothing about how much a retrained model would move: seed-to-seed variation is not "
-        "measured at all. Differences of a few points between these CNNs need several seeds to be called.",
+        _why_one_seed(width),
     ]
 
 
@@ -159,13 +157,15 @@ def write_claims(claims, pairs, csv_path, md_path, html_path, premise=""):
     measures = claims["measure"].map(lambda measure: MEASURE_NAMES.get(measure, measure))
     columns = {
         "claim (measure)": [
-            f"{text} *({measure})*" for text, measure in zip(claims["text"], measures, strict=True)
+            f"{text} *({measure}{_margin_words(margin, kind)})*"
+            for text, measure, margin, kind in zip(
+                claims["text"], measures, claims["margin"], claims["measure"], strict=True
+            )
         ],
         f"effect ({percent(confidence, 0)} CI)": [
-            _effect_with_interval(v, lo, hi, m)
-            for v, lo, hi, m in zip(
-                claims["effect"], claims["ci_low"], claims["ci_high"], claims["measure"], strict=True
-            )
+            effect_in_words(row.effect, row.measure, row.value_a, row.value_b, row.plateau_a, row.plateau_b)
+            or _effect_with_interval(row.effect, row.ci_low, row.ci_high, row.measure)
+            for row in claims.itertuples()
         ],
         "p (Holm p)": [_p_cell(p, h) for p, h in zip(claims["p_value"], claims["p_holm"], strict=True)],
     }
@@ -191,10 +191,42 @@ def write_claims(claims, pairs, csv_path, md_path, html_path, premise=""):
         html_path,
         "The study's claims, checked",
         intro=intro,
-        notes=_rules(confidence, alpha),
+        notes=_rules(confidence, alpha, _interval_width(pairs)),
         banner=premise if warning else "",
         wrap=["claim (measure)", "verdict: reason"],
     )
+
+
+def _why_one_seed(width):
+    """The note on interval width, in this run's own numbers where it has them."""
+    if width is None:
+        size = "On ~4,000 test images a 2-point accuracy difference has a 95 % interval about ±1.5 pp wide"
+    else:
+        images, narrowest, widest = width
+        size = (
+            f"On this run's {images:,} test images the accuracy intervals are ±{narrowest:.1f} to "
+            f"±{widest:.1f} pp wide (wider where two models disagree on more images)"
+        )
+    return (
+        f"*Why one seed rarely settles a claim.* {size}, and one seed says nothing about how much a "
+        "retrained model would move: seed-to-seed variation is not measured at all. Differences of a few "
+        "points need several seeds to be called."
+    )
+
+
+def _margin_words(margin, measure):
+    return "" if pd.isna(margin) else f"; equivalence margin ±{format_effect(margin, measure)}"
+
+
+def _interval_width(pairs):
+    """(test images, smallest and largest half-width in pp) of this run's one-seed accuracy intervals."""
+    accuracy = pairs[
+        (pairs["measure"] == ACCURACY_MEASURE) & pairs["ci_low"].notna() & pairs["n_images"].notna()
+    ]
+    if accuracy.empty:
+        return None
+    half = 100 * (accuracy["ci_high"] - accuracy["ci_low"]) / 2
+    return int(accuracy["n_images"].iloc[0]), float(half.min()), float(half.max())
 
 
 def _seed_words(seeds):

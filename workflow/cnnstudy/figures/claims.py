@@ -5,6 +5,7 @@ recomputing any bootstrap. One panel per measure: their units differ (percentage
 """
 
 import math
+import textwrap
 
 import pandas as pd
 from matplotlib.lines import Line2D
@@ -69,11 +70,22 @@ def _draw_pair(ax, y, pair, scale):
         ax.plot(pair["reported_difference"] * scale, y + 0.3, zorder=3, **REPORTED_STYLE)
 
 
+def _row_label(pair):
+    """The claim in its own words (shortened to two lines), then the pair the row measures."""
+    words = getattr(pair, "claim_text", None)
+    words = (
+        pair.claim_id
+        if not isinstance(words, str)
+        else textwrap.shorten(words.rstrip("."), 64, placeholder="…")
+    )
+    return "\n".join([*textwrap.wrap(words, 34), f"{pair.model_a} vs {pair.model_b}"])
+
+
 def _draw_panel(ax, pairs, measure):
     title, xlabel, scale = PANELS.get(measure, (measure, "effect", 1.0))
     for y, (_, pair) in enumerate(pairs.iterrows()):
         _draw_pair(ax, y, pair, scale)
-    labels = [f"{row.claim_id}:\n{row.model_a} vs {row.model_b}" for row in pairs.itertuples()]
+    labels = [_row_label(row) for row in pairs.itertuples()]
     ax.set_yticks(range(len(pairs)), labels, fontsize=SMALL)
     ax.set_ylim(len(pairs) - 0.4, -0.6)  # first pair on top
     ax.axvline(0, color="black", linewidth=0.8)
