@@ -71,27 +71,37 @@ def test_device_choice(monkeypatch):
         select_device("cuda")
 
 
-def test_a_lock_file_left_by_another_user_can_still_be_taken(tmp_path):
-    """The lock file belongs to root with mode 0644; the job runs as nobody (uid 65534)."""
+def claim_as_nobody(lock_mode, claim):
+    """``claim`` (a claim_gpu call, as text) run as nobody (uid 65534) beside root's lock file for GPU 0,
+    made with ``lock_mode``; returns (finished process, that lock file's owner uid afterwards)."""
     if os.geteuid() != 0:
         pytest.skip("needs root to act as two users")
     lock_dir = Path(tempfile.mkdtemp(prefix="cnnstudy-locks-", dir="/tmp"))  # tmp_path is root-only
     lock_dir.chmod(0o1777)
-    (lock_dir / "cnnstudy-gpu-0.lock").touch(mode=0o644)
+    (lock_dir / "cnnstudy-gpu-0.lock").touch(mode=lock_mode)
     job = textwrap.dedent(
         f"""
         import os
         from cnnstudy.base.devices import claim_gpu  # imported as root; the rest runs as nobody
         os.setgid(65534); os.setuid(65534)
-        print(claim_gpu(device_count=2, lock_dir={str(lock_dir)!r}, timeout_seconds=5))
+        print({claim.format(lock_dir=repr(str(lock_dir)))})
         """
     )
     environment = {k: v for k, v in package_environment().items() if k != "CUDA_VISIBLE_DEVICES"}
-    result = subprocess.run([sys.executable, "-c", job], env=environment, capture_output=True, text=True)
+    try:
+        result = subprocess.run([sys.executable, "-c", job], env=environment, capture_output=True, text=True)
+        return result, (lock_dir / "cnnstudy-gpu-0.lock").stat().st_uid
+    finally:
+        shutil.rmtree(lock_dir)
+
+
+def test_a_lock_file_left_by_another_user_can_still_be_taken():
+    """The lock file belongs to root with mode 0644; the job runs as nobody."""
+    result, owner = claim_as_nobody(
+        0o644, "claim_gpu(device_count=2, lock_dir={lock_dir}, timeout_seconds=5)"
+    )
     assert result.stdout.strip() == "0", result.stderr
-    created = lock_dir / "cnnstudy-gpu-0.lock"
-    assert created.stat().st_uid == 0  # still root's file, locked through a read-only descriptor
-    shutil.rmtree(lock_dir)
+    assert owner == 0  # still root's file, locked through a read-only descriptor
 
 
 def test_no_local_lock_when_the_scheduler_assigned_the_gpu(tmp_path, monkeypatch):
@@ -123,24 +133,10 @@ def test_a_lock_file_that_cannot_be_opened_counts_as_taken_and_the_wait_gives_up
     assert "gpu_wait_minutes" in message and "CNNSTUDY_GPU_LOCK_DIR" in message
 
 
-def test_another_users_private_lock_file_counts_as_taken(tmp_path):
-    """The real case: root's 0600 lock file, a job running as nobody (uid 65534)."""
-    if os.geteuid() != 0:
-        pytest.skip("needs root to act as two users")
-    lock_dir = Path(tempfile.mkdtemp(prefix="cnnstudy-locks-", dir="/tmp"))  # tmp_path is root-only
-    lock_dir.chmod(0o1777)
-    (lock_dir / "cnnstudy-gpu-0.lock").touch(mode=0o600)
-    job = textwrap.dedent(
-        f"""
-        import os
-        from cnnstudy.base.devices import claim_gpu  # imported as root; the rest runs as nobody
-        os.setgid(65534); os.setuid(65534)
-        claim_gpu(device_count=1, lock_dir={str(lock_dir)!r}, poll_seconds=0.05, timeout_seconds=0.2)
-        """
-    )
-    environment = {k: v for k, v in package_environment().items() if k != "CUDA_VISIBLE_DEVICES"}
-    result = subprocess.run([sys.executable, "-c", job], env=environment, capture_output=True, text=True)
-    shutil.rmtree(lock_dir)
+def test_another_users_private_lock_file_counts_as_taken():
+    """The real case: root's 0600 lock file, a job running as nobody."""
+    claim = "claim_gpu(device_count=1, lock_dir={lock_dir}, poll_seconds=0.05, timeout_seconds=0.2)"
+    result, _ = claim_as_nobody(0o600, claim)
     assert result.returncode != 0
     assert "cnnstudy-gpu-0.lock (owner root, cannot be opened: Permission denied)" in result.stderr
     assert "the GPU stayed locked" in result.stderr

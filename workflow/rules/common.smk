@@ -29,6 +29,7 @@ from cnnstudy.base.settings import (
     cnn_models,
     hyperparameters,
     model_names,
+    prepared_split_counts,
     seed_suffix,
     sweep_hyperparameters,
     sorted_keys,
@@ -271,8 +272,10 @@ def refuse_weeks_on_the_cpu(dag):
         return
     from cnnstudy.train.cpu_estimate import STOP_ABOVE_HOURS, cpu_training_estimate
 
-    counts = Path(DATA) / "train.pt"
-    images = len(torch.load(counts, mmap=True)["labels"]) if counts.exists() else None
+    counts = prepared_split_counts(
+        config, SPLIT_COUNTS
+    )  # None before the data are prepared
+    images = counts["images"]["train"] if counts else None
     hours, message = cpu_training_estimate(
         [job.params.hyperparameters for job in jobs], images
     )

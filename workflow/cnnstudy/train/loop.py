@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ..base.devices import select_device
+from ..base.devices import DEFAULT_GPU_WAIT_MINUTES, select_device
 from ..base.jobs import StudyError
 from ..base.locks import run_folder_lock
 from ..base.memory import inference_chunk_size
@@ -39,7 +39,8 @@ from .weights import load_weights
 
 log = logging.getLogger(__name__)
 DEFAULT_RUN_SETTINGS = {
-    "device": "cpu", "eval_batch_size": 512, "compile": False, "tensorboard": None, "gpu_wait_minutes": 60
+    "device": "cpu", "eval_batch_size": 512, "compile": False, "tensorboard": None,
+    "gpu_wait_minutes": DEFAULT_GPU_WAIT_MINUTES,
 }  # fmt: skip
 
 
