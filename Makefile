@@ -5,10 +5,11 @@ BIN := $(VENV)/bin
 RUNTIME := $(VENV)/.runtime-installed
 DEV := $(VENV)/.dev-installed
 CLUSTER := $(VENV)/.cluster-installed
+MUTATE := $(VENV)/.mutate-installed
 DEMO := --profile profiles/demo
 SMOKE := --profile profiles/smoke-full
 
-.PHONY: demo report test test-cluster smoke-full bench bench-gpu lint format dry-run clean-demo study-config-json
+.PHONY: demo report test test-cluster smoke-full bench bench-gpu mutate lint format dry-run clean-demo study-config-json
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,10 +26,16 @@ $(CLUSTER): requirements-cluster.txt $(RUNTIME)
 	$(BIN)/pip install --quiet -r requirements-cluster.txt
 	touch $@
 
-## demo: install, then run the whole study offline on a generated dataset (results/demo/), and its report
+$(MUTATE): requirements-mutate.txt $(DEV)
+	$(BIN)/pip install --quiet -r requirements-mutate.txt
+	touch $@
+
+## demo: install, then run the whole study offline on a generated dataset (results/demo/) and its report;
+## last, check that every model beats chance (from its predictions alone)
 demo: $(RUNTIME)
 	$(BIN)/snakemake $(DEMO)
 	$(BIN)/snakemake $(DEMO) --report results/demo/report.html
+	$(BIN)/python tests/smoke/beats_chance.py results/demo
 	@echo "Demo done: open results/demo/report.html, or read results/demo/tables/summary.md"
 
 ## report: the HTML report of the full study (after `snakemake --cores 4 --resources gpu=1`)
@@ -69,6 +76,17 @@ bench-gpu:
 		exit 1; \
 	fi; \
 	$$python tests/bench/bench_gpu.py
+
+## mutate: mutation score of the analysis core against its fast unit tests, per module, and every surviving
+## mutant (a benchmark, not part of make test: about 25 minutes on 2 cores; docs/development.md). mutmut
+## runs in .mutate/, where src/ links to workflow/, so the mutated package imports as `cnnstudy`
+mutate: $(MUTATE)
+	rm -rf .mutate && mkdir -p .mutate/mutants
+	for path in tests pyproject.toml config.yaml profiles; do ln -s ../$$path .mutate/$$path; done
+	ln -s ../workflow .mutate/src
+	ln -s src .mutate/mutants/workflow
+	cd .mutate && OMP_NUM_THREADS=1 ../$(BIN)/mutmut run
+	$(BIN)/python tests/mutation/score.py .mutate
 
 ## lint: snakemake --lint, snakefmt and ruff, all checks without changing files
 lint: $(DEV)

@@ -17,6 +17,7 @@ include: "workflow/rules/conv_stub.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/inspect.smk"
 include: "workflow/rules/tables.smk"
 include: "workflow/rules/report.smk"
 
@@ -36,6 +37,14 @@ onstart:
 
 onsuccess:
     forget_finished_runs()
+
+
+# After a failure Snakemake lets the running jobs finish, and their output buries the failure: repeat
+# each failed job, its log and the line that says why as the last thing on the console.
+onerror:
+    from cnnstudy.base.failures import repeat_failures
+
+    repeat_failures(log)
 
 
 rule all:

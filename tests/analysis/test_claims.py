@@ -10,9 +10,11 @@ from scipy import stats
 
 from cnnstudy.analysis.claims import (
     BOOTSTRAP_METHOD,
+    CLAIM_COLUMNS,
     COMPARISON_COLUMNS,
     CROSSED_METHOD,
     ONE_SEED,
+    PAIR_COLUMNS,
     T_METHOD,
     Run,
     best_epoch_gap,
@@ -20,11 +22,21 @@ from cnnstudy.analysis.claims import (
     data_premise,
     effect_in_words,
     epochs_to_95,
+    format_effect,
     load_runs,
     pairwise_comparisons,
 )
 from cnnstudy.analysis.claims_tables import write_claims, write_comparisons
-from cnnstudy.analysis.stats import compare_accuracy, seeds_to_settle
+from cnnstudy.analysis.stats import (
+    NOT_SUPPORTED,
+    compare_accuracy,
+    equivalence_verdict,
+    holm,
+    paired_accuracy,
+    seeds_to_settle,
+    superiority_verdict,
+    t_across_seeds,
+)
 from cnnstudy.figures.claims import draw_comparison_effects, plot_comparison_effects
 
 STUDY_MD5 = "e793b78cc4c9e9a4ccc0c1155377a412"
@@ -432,3 +444,359 @@ def test_the_claims_table_prints_the_margin_and_this_runs_interval_width(tmp_pat
     assert "equivalence margin ±2.0 pp" in markdown
     images = int(pairs.loc[pairs["measure"] == "test_accuracy", "n_images"].iloc[0])
     assert f"On this run's {images:,} test images the accuracy intervals are ±" in markdown
+
+
+# ------------------------------------------------------------------ every column of both tables, by hand
+def every_kind_of_claim():
+    """Two seeds of batchnorm, baseline and both ResNets, one of combined and dropout; a claim of each
+    kind: better on accuracy over seeds, best-of against a one-seed and a two-seed rival, equivalence over
+    seeds, and two history measures (one with a spread across seeds, one without)."""
+    rng = np.random.default_rng(11)
+    difficulty = rng.random(400)
+
+    def answers(level):
+        return rng.random(400) < np.clip(level + 0.5 * difficulty - 0.25, 0, 1)
+
+    answers_of = {
+        ("batchnorm", 0): answers(0.66), ("batchnorm", 1): answers(0.64), ("baseline", 0): answers(0.6),
+        ("baseline", 1): answers(0.63), ("combined", 0): answers(0.75), ("dropout", 0): answers(0.7),
+        (RESNETS[0], 0): answers(0.8), (RESNETS[0], 1): answers(0.81), (RESNETS[1], 0): answers(0.8),
+        (RESNETS[1], 1): answers(0.79),
+    }  # fmt: skip
+    histories = {("batchnorm", 0): history(3, 0.05), ("batchnorm", 1): history(4, 0.05),
+                 ("baseline", 0): history(6, 0.2), ("baseline", 1): history(9, 0.2)}  # fmt: skip
+    runs = [
+        make_run(model, correct, seed, histories.get((model, seed)))
+        for (model, seed), correct in answers_of.items()
+    ]
+    statements = [
+        better("batchnorm", "baseline", "accuracy"),
+        statement("best", "best_of", ["combined", "baseline", "dropout"]),
+        equivalent(RESNETS[1], RESNETS[0]),
+        better("batchnorm", "baseline", "faster", "epochs_to_95"),
+        better("batchnorm", "baseline", "gap", "best_epoch_gap"),
+    ]
+    settings = config(*statements, resamples=400) | {"confidence": 0.9, "alpha": 0.1, "bootstrap_seed": 4}
+    return runs, answers_of, settings
+
+
+def test_every_pair_of_every_claim_against_the_statistics_it_rests_on():
+    runs, answers_of, settings = every_kind_of_claim()
+    claims, pairs = check_claims(runs, settings, STUDY)
+
+    def seeds_of(model):
+        return np.stack([answers_of[key] for key in sorted(answers_of) if key[0] == model])
+
+    crossed = {pair: compare_accuracy(seeds_of(pair[0]), seeds_of(pair[1]), 0.9) for pair in
+               [("batchnorm", "baseline"), ("combined", "baseline"), (RESNETS[1], RESNETS[0])]}  # fmt: skip
+    one_seed = paired_accuracy(answers_of["combined", 0], answers_of["dropout", 0], 0.9, 400, 4)
+    faster = t_across_seeds([3, 5], 0.9)
+    family = [crossed["batchnorm", "baseline"]["p_value"], crossed["combined", "baseline"]["p_value"],
+              one_seed["p_value"], faster[3], math.nan]  # fmt: skip
+    p_holm = holm(family)
+    assert list(pairs.columns) == PAIR_COLUMNS and list(claims.columns) == CLAIM_COLUMNS
+    assert pairs["claim_id"].tolist() == ["accuracy", "best", "best", "small_gain", "faster", "gap"]
+    assert pairs[["model_a", "model_b"]].to_numpy().tolist() == [
+        ["batchnorm", "baseline"], ["combined", "baseline"], ["combined", "dropout"], [RESNETS[1], RESNETS[0]],
+        ["batchnorm", "baseline"], ["batchnorm", "baseline"],
+    ]  # fmt: skip
+    assert pairs["method"].tolist() == [CROSSED_METHOD, CROSSED_METHOD, BOOTSTRAP_METHOD,
+                                        "interval over seeds × test images", T_METHOD, T_METHOD]  # fmt: skip
+    assert pairs["seeds"].tolist() == [2, 1, 1, 2, 2, 2]
+    assert (pairs["confidence"] == 0.9).all() and (pairs["alpha"] == 0.1).all()
+    assert pairs["margin"].iloc[3] == 0.02 and pairs["margin"].drop(index=3).isna().all()
+    expected = {  # effect, low, high, p of each pair, straight from the statistics
+        0: [crossed["batchnorm", "baseline"][key] for key in ("effect", "ci_low", "ci_high", "p_value")],
+        1: [crossed["combined", "baseline"][key] for key in ("effect", "ci_low", "ci_high", "p_value")],
+        2: [one_seed[key] for key in ("difference", "ci_low", "ci_high", "p_value")],
+        3: [*(crossed[RESNETS[1], RESNETS[0]][key] for key in ("effect", "ci_low", "ci_high")), math.nan],
+        4: list(faster),
+        5: [pytest.approx(0.15), math.nan, math.nan, math.nan],  # the same gap saved by both seeds
+    }
+    for row, numbers in expected.items():
+        assert pairs.loc[row, ["effect", "ci_low", "ci_high", "p_value"]].tolist() == pytest.approx(
+            numbers, nan_ok=True
+        ), row
+    # the Holm family: every pair of a "better" or "best of" claim, the equivalence pair left out
+    expected_holm = [p_holm[0], p_holm[1], p_holm[2], math.nan, p_holm[3], p_holm[4]]
+    assert pairs["p_holm"].tolist() == pytest.approx(expected_holm, nan_ok=True)
+    assert pairs["n_images"].tolist()[:4] == [400, 400, 400, 400] and pairs["n_images"][4:].isna().all()
+    verdicts = [
+        superiority_verdict(*pairs.loc[row, ["ci_low", "ci_high", "p_holm"]], 0.1) for row in (0, 1, 2, 4)
+    ]
+    verdicts.insert(
+        3, equivalence_verdict(*pairs.loc[3, ["effect", "ci_low", "ci_high"]], 0.02, True, "2.0 pp")
+    )
+    verdicts.append(
+        (NOT_SUPPORTED, "no test: every seed gave the same difference; the measured direction agrees")
+    )
+    assert list(zip(pairs["verdict"], pairs["reason"], strict=True)) == verdicts
+    reported = STUDY["reported"]
+    assert pairs["reported_difference"].tolist() == pytest.approx(
+        [reported["batchnorm"]["test_accuracy"] - reported["baseline"]["test_accuracy"],
+         reported["combined"]["test_accuracy"] - reported["baseline"]["test_accuracy"],
+         math.nan, math.nan, math.nan, math.nan], nan_ok=True)  # fmt: skip
+    # history measures: each model's own value and best validation accuracy, as means over the seeds
+    assert pairs.loc[4, ["value_a", "value_b", "plateau_a", "plateau_b"]].tolist() == [3.5, 7.5, 0.6, 0.6]
+    assert pairs.loc[5, ["value_a", "value_b"]].tolist() == pytest.approx([0.05, 0.2])
+    assert pairs.loc[:3, ["value_a", "value_b", "plateau_a", "plateau_b"]].isna().all().all()
+
+    assert claims["id"].tolist() == ["accuracy", "best", "small_gain", "faster", "gap"]
+    assert claims["text"].tolist() == ["accuracy.", "best.", "small_gain.", "faster.", "gap."]
+    assert claims["measure"].tolist() == ["test_accuracy"] * 3 + ["epochs_to_95", "best_epoch_gap"]
+    assert claims["outcome"].tolist() == ["better", "best_of", "equivalent", "better", "better"]
+    assert claims["models"].tolist()[1:3] == ["combined, baseline, dropout", f"{RESNETS[1]}, {RESNETS[0]}"]
+    assert claims["margin"].iloc[2] == 0.02 and claims["margin"].drop(index=2).isna().all()
+    assert claims["seeds"].tolist() == [2, 1, 2, 2, 2]
+    weakest = 1 if pairs.loc[1, "effect"] < pairs.loc[2, "effect"] else 2
+    for claim, row in zip(range(5), [0, weakest, 3, 4, 5], strict=True):
+        columns = ["effect", "ci_low", "ci_high", "p_value", "p_holm", "seeds_to_settle", "value_a", "value_b",
+                   "plateau_a", "plateau_b"]  # fmt: skip
+        assert claims.loc[claim, columns].tolist() == pytest.approx(
+            pairs.loc[row, columns].tolist(), nan_ok=True
+        )
+        if claim != 1:
+            assert (
+                claims.loc[claim, ["verdict", "reason"]].tolist()
+                == pairs.loc[row, ["verdict", "reason"]].tolist()
+            )
+
+
+def test_seeds_to_settle_of_each_unsettled_accuracy_pair():
+    """The study's reported difference as the target of a "better" pair; an equivalence pair is sized for
+    its margin around no difference; a pair without a reported number, or with a one-seed model, has
+    none."""
+    runs, answers_of, settings = every_kind_of_claim()
+    _, pairs = check_claims(runs, settings, STUDY)
+
+    def seeds_of(model):
+        return np.stack([answers_of[key] for key in sorted(answers_of) if key[0] == model])
+
+    def words(seeds):
+        return f"≈ {seeds} seeds" if seeds else "not with this test set"
+
+    reported = STUDY["reported"]
+    target = reported["batchnorm"]["test_accuracy"] - reported["baseline"]["test_accuracy"]
+    expected = [
+        words(seeds_to_settle(seeds_of("batchnorm"), seeds_of("baseline"), target, alpha=0.1)),
+        "—",  # combined has one seed
+        "—",  # dropout has no reported accuracy
+        words(seeds_to_settle(seeds_of(RESNETS[1]), seeds_of(RESNETS[0]), 0.0, alpha=0.1, margin=0.02)),
+        "—",
+        "—",  # history measures
+    ]
+    settled = pairs["verdict"].isin(["supported", "contradicted"])
+    expected = ["—" if done else text for text, done in zip(expected, settled, strict=True)]
+    assert pairs["seeds_to_settle"].tolist() == expected
+    assert expected[0] != "—" and expected[3] != "—"  # both kinds are exercised
+
+
+def test_a_pair_without_shared_seeds_is_not_measured_and_says_so():
+    runs = [make_run("batchnorm", correctness(100, 10, 0)[0], seed=0),
+            make_run("baseline", correctness(100, 10, 0)[1], seed=1)]  # fmt: skip
+    claims, pairs = check_claims(runs, config(better("batchnorm", "baseline")), {**STUDY, "reported": {}})
+    pair = pairs.iloc[0]
+    assert (pair["seeds"], pair["method"], pair["verdict"], pair["reason"]) == (
+        0,
+        "",
+        "not supported",
+        "not measured",
+    )
+    empty = ["effect", "ci_low", "ci_high", "p_value", "p_holm", "value_a", "value_b", "plateau_a", "plateau_b",
+             "n_images", "reported_difference"]  # fmt: skip
+    assert pairs.loc[0, empty].isna().all()
+    assert claims.iloc[0]["reason"] == "not measured"
+
+
+def test_a_study_without_reported_numbers_still_checks_its_claims():
+    a, b = correctness(400, 80, 0)
+    study = {key: value for key, value in STUDY.items() if key != "reported"}
+    claim, pairs = check_claims([make_run("batchnorm", a), make_run("baseline", b)],
+                                config(better("batchnorm", "baseline")), study)  # fmt: skip
+    assert claim.iloc[0]["verdict"] == "supported" and math.isnan(pairs.iloc[0]["reported_difference"])
+
+
+def test_one_seed_history_claims_say_which_way_the_measure_points():
+    runs = [make_run("batchnorm", correctness(50, 0, 0)[0], hist=history(6)),
+            make_run("baseline", correctness(50, 0, 0)[0], hist=history(4)),
+            make_run("dropout", correctness(50, 0, 0)[0], hist=history(6))]  # fmt: skip
+    statements = [better("batchnorm", "baseline", "slower", "epochs_to_95"),
+                  better("batchnorm", "dropout", "same", "epochs_to_95")]  # fmt: skip
+    claims, _ = check_claims(runs, config(*statements), STUDY)
+    assert claims["reason"].tolist() == [
+        f"{ONE_SEED}; the measured direction disagrees",
+        f"{ONE_SEED}; the measured direction shows no difference",
+    ]
+
+
+def test_a_best_of_claim_names_its_weakest_pair_or_every_failing_one():
+    n = 400
+    best = correctness(n, 80, 0)[0]  # right on the first 280 images
+    weak, weaker = correctness(n, 80, 0)[1], best.copy()
+    weaker[240:280] = False  # right on 240: the closer rival
+    claim, _ = one_claim([make_run("combined", best), make_run("baseline", weak), make_run("dropout", weaker)],
+                         statement("best", "best_of", ["combined", "baseline", "dropout"]))  # fmt: skip
+    assert claim["verdict"] == "supported"
+    assert claim["reason"] == "supported against every other model; weakest pair combined vs dropout"
+    rivals = [make_run("combined", best), make_run("baseline", best), make_run("dropout", ~best)]
+    claims, pairs = check_claims(rivals, config(statement("best", "best_of", ["combined", "baseline", "dropout"])),
+                                 STUDY)  # fmt: skip
+    assert pairs["verdict"].tolist() == ["not supported", "supported"]
+    assert claims.iloc[0]["reason"] == f"vs baseline: not supported ({pairs['reason'].iloc[0]})"
+    two_failing = [make_run("combined", weak), make_run("baseline", best), make_run("dropout", best)]
+    claims, pairs = check_claims(two_failing,
+                                 config(statement("best", "best_of", ["combined", "baseline", "dropout"])), STUDY)  # fmt: skip
+    assert claims.iloc[0]["reason"] == "; ".join(
+        f"vs {rival}: contradicted ({reason})"
+        for rival, reason in zip(["baseline", "dropout"], pairs["reason"], strict=True)
+    )
+
+
+def test_an_inapplicable_claim_keeps_what_was_measured_in_its_reasons():
+    a, b = correctness(400, 80, 0)
+    runs = [make_run(RESNETS[0], a, pretrained=False), make_run(RESNETS[1], b, pretrained=False),
+            make_run("combined", b)]  # fmt: skip
+    claims, pairs = check_claims(runs, config(better(RESNETS[0], "combined"), better(RESNETS[0], "dropout", "x"),
+                                              equivalent(RESNETS[1], RESNETS[0])), STUDY)  # fmt: skip
+    measured = superiority_verdict(*pairs.loc[0, ["ci_low", "ci_high", "p_holm"]], 0.05)
+    assert pairs.loc[0, "reason"] == (
+        f"{RESNETS[0]} not pretrained (random init); as measured: {measured[0]} ({measured[1]})"
+    )
+    assert claims.loc[0, "reason"] == f"{RESNETS[0]} not pretrained (random init); as measured: {measured[0]}"
+    assert (
+        claims.loc[1, "reason"]
+        == f"dropout was not trained in this run; {RESNETS[0]} not pretrained (random init)"
+    )
+    assert claims.loc[2, "reason"].startswith(f"{RESNETS[1]} and {RESNETS[0]} not pretrained (random init); ")
+    assert (claims["verdict"] == "not applicable").all() and (pairs["verdict"] == "not applicable").all()
+
+
+def test_the_data_premise_in_words():
+    a, b = correctness(100, 10, 0)
+    on_study = [make_run("batchnorm", a), make_run("baseline", b)]
+    assert data_premise(on_study, STUDY) == "This run used the study's data (archive md5 e793b78c…, 160 px)."
+    other = [make_run("batchnorm", a), make_run("baseline", b, md5="1234567890" * 3 + "ab", image_size=64)]
+    assert data_premise(other, STUDY) == (
+        "**This run did not use the study's data**: the claims are about the archive with md5 e793b78c… at "
+        "160 px; this run used imagenette-demo (md5 12345678…) at 64 px. Every claim is therefore *not "
+        "applicable*; the measured numbers are shown, with the verdict they would give."
+    )
+
+
+def test_effects_in_words_at_their_edges():
+    assert effect_in_words(0, "epochs_to_95", 5, 5, 0.7, 0.7) == "as many epochs (5)"
+    assert effect_in_words(0.04, "epochs_to_95", 5, 5.04, 0.6, 0.7) == "0 fewer epochs (5 vs 5.04), but to a " \
+        "lower plateau (best validation accuracy 60.0% vs 70.0%)"  # fmt: skip
+    assert effect_in_words(2.26, "epochs_to_95", 3, 5.26, 0.7, 0.7) == "2.3 fewer epochs (3 vs 5.26)"
+    assert effect_in_words(1, "epochs_to_95", 3, 4, 0.7, 0.7) == "1 fewer epochs (3 vs 4)"  # same plateau
+    assert effect_in_words(-1, "epochs_to_95", 4, 3, 0.6, 0.7) == "1 more epochs (4 vs 3)"  # slower: no "but"
+    assert effect_in_words(0.5, "epochs_to_95", 3, 3.5, 0.6, 0.7).endswith("(3 vs 3.5), but to a lower plateau "
+                                                                             "(best validation accuracy 60.0% vs 70.0%)")  # fmt: skip
+    assert (
+        effect_in_words(-0.03, "best_epoch_gap", 0.05, 0.02, 0.6, 0.6)
+        == "gap 3.0 pp larger (+5.0 vs +2.0 pp)"
+    )
+    assert effect_in_words(math.nan, "epochs_to_95", 3, 4, 0.6, 0.7) is None
+    assert effect_in_words(1, "epochs_to_95", math.nan, 4, 0.6, 0.7) is None
+
+
+def test_effects_are_formatted_in_their_unit():
+    assert [format_effect(v, "epochs_to_95") for v in (3.46, 2, None, math.nan)] == [
+        "3.5 epochs",
+        "2 epochs",
+        "—",
+        "—",
+    ]
+    assert format_effect(3.46, "epochs_to_95", signed=True) == "+3.5 epochs"
+    assert [format_effect(v, "test_accuracy", signed=True) for v in (0.0123, -0.02)] == ["+1.2 pp", "-2.0 pp"]
+    assert format_effect(0.0123, "best_epoch_gap") == "1.2 pp"
+
+
+def test_epochs_to_95_counts_an_epoch_exactly_at_the_threshold():
+    assert epochs_to_95(pd.DataFrame({"epoch": [1, 2, 3], "val_accuracy": [0.5, 0.95, 1.0]})) == 2
+
+
+def test_load_runs_refuses_lists_of_different_lengths_and_a_run_twice(tmp_path):
+    runs = [make_run("baseline", correctness(20, 0, 0)[0], seed) for seed in (0, 0)]
+    files = [write_run_files(tmp_path, run, i) for i, run in enumerate(runs)]
+    metrics, predictions, histories = map(list, zip(*files, strict=True))
+    with pytest.raises(
+        ValueError, match="^load_runs needs as many predictions and histories as metrics files$"
+    ):
+        load_runs(metrics, predictions, histories[:1])
+    with pytest.raises(ValueError, match=f"^{files[1][0]}: baseline with seed 0 appears twice$"):
+        load_runs(metrics, predictions, histories)
+    (loaded,) = load_runs(metrics[:1], predictions[:1], histories[:1])
+    assert loaded.metrics == runs[0].metrics and loaded.source == str(predictions[0])
+    pd.testing.assert_frame_equal(loaded.history, runs[0].history)
+
+
+def test_pairwise_rows_against_the_statistics_they_come_from():
+    rng = np.random.default_rng(5)
+    answers = {
+        (m, s): rng.random(300) < p for m, p in (("batchnorm", 0.7), ("baseline", 0.6)) for s in (0, 1)
+    }
+    runs = [make_run(model, correct, seed) for (model, seed), correct in answers.items()]
+    frame = pairwise_comparisons(runs, ["batchnorm", "baseline"], 0.9, 250, 7)
+    assert frame[["model_a", "model_b"]].drop_duplicates().to_numpy().tolist() == [["batchnorm", "baseline"]]
+    for seed in (0, 1):
+        row = frame[frame["seed"] == seed].iloc[0]
+        expected = paired_accuracy(answers["batchnorm", seed], answers["baseline", seed], 0.9, 250, 7)
+        assert row[list(expected)].tolist() == pytest.approx(list(expected.values()))
+    crossed = compare_accuracy(
+        np.stack([answers["batchnorm", s] for s in (0, 1)]),
+        np.stack([answers["baseline", s] for s in (0, 1)]),
+        0.9,
+    )
+    mean = frame[frame["seed"] == "mean"].iloc[0]
+    assert mean[["difference", "ci_low", "ci_high", "p_value"]].tolist() == pytest.approx(
+        [crossed[key] for key in ("effect", "ci_low", "ci_high", "p_value")]
+    )
+    assert mean[["accuracy_a", "accuracy_b"]].tolist() == pytest.approx(
+        [
+            np.mean([answers["batchnorm", s] for s in (0, 1)]),
+            np.mean([answers["baseline", s] for s in (0, 1)]),
+        ]
+    )
+    alone = pairwise_comparisons(runs, ["batchnorm", "dropout"], 0.9, 250, 7)  # nothing to pair
+    assert alone.empty and list(alone.columns) == COMPARISON_COLUMNS
+
+
+def test_as_many_epochs_says_nothing_of_plateaus():
+    assert effect_in_words(0, "epochs_to_95", 5, 5, 0.6, 0.7) == "as many epochs (5)"
+
+
+def test_a_claim_whose_first_model_was_not_trained_is_not_measured():
+    a, _ = correctness(100, 10, 0)
+    claims, pairs = check_claims([make_run("baseline", a)], config(better("batchnorm", "baseline")), STUDY)
+    assert pairs.loc[0, ["verdict", "seeds_to_settle"]].tolist() == ["not applicable", "—"]
+    assert claims.loc[0, "reason"] == "batchnorm was not trained in this run"
+    _, pairs = check_claims([make_run(RESNETS[0], a)], config(equivalent(RESNETS[1], RESNETS[0])), STUDY)
+    assert pairs.loc[0, "method"] == ""  # nothing measured: no method, even for an interval-only claim
+
+
+def test_an_equivalence_claim_on_a_history_measure():
+    """In the measure's own unit (epochs), and with one seed no interval to judge it by."""
+    runs = []
+    for seed, (own, other) in enumerate([(5, 5), (5, 6), (6, 6)]):
+        runs += [make_run("batchnorm", correctness(50, 0, 0)[0], seed, history(own)),
+                 make_run("baseline", correctness(50, 0, 0)[0], seed, history(other))]  # fmt: skip
+    same_speed = statement("same", "equivalent", ["batchnorm", "baseline"], "epochs_to_95", margin=2)
+    claim, pairs = one_claim(runs, same_speed)
+    assert pairs.loc[0, "method"] == "t-interval across seeds" and math.isnan(pairs.loc[0, "p_value"])
+    assert (claim["verdict"], claim["reason"]) == ("supported", "the interval lies inside ±2 epochs")
+    claim, pairs = one_claim([run for run in runs if run.seed == 1], same_speed)
+    assert pairs.loc[0, "method"] == ONE_SEED
+    assert (claim["verdict"], claim["reason"]) == (
+        "not supported",
+        f"{ONE_SEED}; the measured direction agrees",
+    )
+
+
+def test_a_settled_accuracy_claim_needs_no_more_seeds():
+    runs = []
+    for seed in (0, 1):
+        a, b = correctness(400, 80, 0)
+        runs += [make_run("batchnorm", a, seed), make_run("baseline", b, seed)]
+    claim, _ = one_claim(runs, better("batchnorm", "baseline"))
+    assert (claim["verdict"], claim["seeds_to_settle"]) == ("supported", "—")

@@ -155,3 +155,77 @@ def test_seeds_to_settle_equivalence(study):
     assert seeds_to_settle(*study, f, margin=4 * f) >= seeds_to_settle(*study, 0.0, margin=4 * f)
     # |estimate| + 1.96 se < margin w.p. 80 % needs margin >= (1.96 + 1.28) floors
     assert seeds_to_settle(*study, 0.0, margin=3.1 * f, max_seeds=10**5) is None
+
+
+def settle_by_hand(a, b, target, power=0.8, alpha=0.05, margin=None, max_seeds=100):
+    """seeds_to_settle as its docstring states it, one number of seeds at a time: the variance with S seeds
+    per model is the model × image part over N, the seed × image noise over N·S and the seed parts over S;
+    Welch–Satterthwaite degrees of freedom give the test-image part N − 1 and the seed part 2(S − 1)."""
+    import math
+
+    parts = compare_accuracy(a, b)
+    n = parts["n_images"]
+    for s in range(2, max_seeds + 1):
+        seed_part = (parts["var_seeds_a"] + parts["var_seeds_b"]) / s
+        images_part = parts["var_model_image"] / n + (parts["var_residual_a"] + parts["var_residual_b"]) / (
+            n * s
+        )
+        variance = images_part + seed_part
+        df = variance**2 / (images_part**2 / (n - 1) + seed_part**2 / (2 * (s - 1)))
+        se, critical = math.sqrt(variance), stats.t.ppf(1 - alpha / 2, df)
+        if margin is None:
+            settled = abs(target) / se >= critical + stats.t.ppf(power, df)
+        else:
+            inside = stats.norm.cdf((margin - critical * se - target) / se)
+            settled = inside - stats.norm.cdf((critical * se - margin - target) / se) >= power
+        if settled:
+            return s
+    return None
+
+
+@pytest.fixture(scope="module")
+def small_study():
+    """Three seeds against two on 40 images, each seed shifted as a whole: few enough images that the
+    degrees of freedom move the answer, and a seed part for both models."""
+    rng = np.random.default_rng(14)
+    difficulty = rng.random(40)
+    a = rng.random((3, 40)) < np.clip(0.2 + 0.6 * difficulty + rng.normal(0, 0.12, (3, 1)), 0, 1)
+    b = rng.random((2, 40)) < np.clip(0.1 + 0.6 * difficulty + rng.normal(0, 0.12, (2, 1)), 0, 1)
+    return a, b
+
+
+def test_seeds_to_settle_matches_its_definition_seed_by_seed(small_study):
+    """Over a fine scan of targets and margins, so that every step from S to S + 1 seeds is crossed."""
+    parts = compare_accuracy(*small_study)
+    assert parts["var_seeds_a"] > 0 and parts["var_seeds_b"] > 0 and parts["var_model_image"] > 0
+    floor = np.sqrt(parts["var_model_image"] / 40)
+    targets = floor * np.linspace(3.2, 14, 120)
+    expected = [settle_by_hand(*small_study, t) for t in targets]
+    assert len(set(expected)) > 20  # from None down to 2 seeds, through every step between
+    assert [seeds_to_settle(*small_study, t) for t in targets] == expected
+    margins = floor * np.linspace(4, 20, 80)
+    for target in (0.0, 0.5 * floor):
+        expected = [settle_by_hand(*small_study, target, margin=m) for m in margins]
+        assert len(set(expected)) > 10
+        assert [seeds_to_settle(*small_study, target, margin=m) for m in margins] == expected
+    assert seeds_to_settle(*small_study, 5 * floor, power=0.9, alpha=0.01) == settle_by_hand(
+        *small_study, 5 * floor, power=0.9, alpha=0.01
+    )
+
+
+def test_seeds_to_settle_counts_up_to_max_seeds_inclusive(small_study):
+    floor = np.sqrt(compare_accuracy(*small_study)["var_model_image"] / 40)
+    needed = seeds_to_settle(*small_study, 6 * floor)
+    assert needed == 14
+    assert seeds_to_settle(*small_study, 6 * floor, max_seeds=14) == 14
+    assert seeds_to_settle(*small_study, 6 * floor, max_seeds=13) is None
+
+
+def test_seeds_to_settle_edge_cases():
+    two_each = np.ones((2, 50), bool), np.zeros((2, 50), bool)
+    assert seeds_to_settle(*two_each, 0.1) == 2  # no variation at all: two seeds settle any difference
+    assert seeds_to_settle(*two_each, 0.0, power=0.01) is None  # a zero effect is never detected
+    with pytest.raises(ValueError, match="correct_a must be shaped"):
+        seeds_to_settle(np.ones((2, 3, 4), bool), np.ones((2, 4), bool), 0.1)
+    with pytest.raises(ValueError, match="correct_b must be shaped"):
+        seeds_to_settle(np.ones((2, 4), bool), np.ones((2, 1), bool), 0.1)

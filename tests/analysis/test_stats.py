@@ -2,6 +2,7 @@ import math
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from cnnstudy.analysis.stats import (
     CONTRADICTED,
@@ -155,3 +156,110 @@ def test_superiority_verdict(ci, p_holm, verdict):
 )
 def test_equivalence_verdict(effect, ci, non_negative, verdict):
     assert equivalence_verdict(effect, *ci, 0.02, non_negative, "2.0 pp")[0] == verdict
+
+
+def test_wilson_follows_the_confidence_asked_for():
+    z90 = 1.6448536269514722  # the two-sided 90 % normal quantile
+    assert wilson_interval(45, 100, 0.90) == pytest.approx(wilson_by_hand(45, 100, z90), abs=1e-9)
+
+
+def test_paired_accuracy_reports_both_accuracies_and_its_bootstrap_seed():
+    rng = np.random.default_rng(7)
+    a, b = rng.random(300) < 0.7, rng.random(300) < 0.6
+    compared = paired_accuracy(a, b, 0.95, 300, seed=5)
+    assert (compared["n_images"], compared["accuracy_a"], compared["accuracy_b"]) == (300, a.mean(), b.mean())
+    assert (compared["ci_low"], compared["ci_high"]) == paired_bootstrap_interval(a, b, 0.95, 300, seed=5)
+    assert compared["p_value"] == compared["p_mcnemar"] == mcnemar_exact(np.sum(a & ~b), np.sum(b & ~a))
+
+
+def test_paired_accuracy_takes_answers_as_ones_and_zeros():
+    """Correctness read back from a CSV or averaged arrives as 0.0/1.0, not as booleans."""
+    a, b = np.array([1.0, 1.0, 0.0, 1.0, 0.0]), np.array([1.0, 0.0, 1.0, 0.0, 0.0])
+    compared = paired_accuracy(a, b, 0.95, 100, seed=0)
+    assert (compared["a_only_correct"], compared["b_only_correct"]) == (2, 1)
+    assert compared["difference"] == pytest.approx(0.2)
+
+
+def test_mcnemar_matches_the_binomial_tail_by_hand():
+    # 7 against 3 of 10 discordant images: 2 × P(X ≤ 3), X ~ Binomial(10, 1/2) = 2 × 176 / 1024
+    assert mcnemar_exact(7, 3) == pytest.approx(2 * (1 + 10 + 45 + 120) / 1024)
+
+
+def test_t_across_seeds_tests_a_tiny_but_real_spread():
+    """Only equality up to rounding (1e-12) means "no spread": a spread of 1e-10, or of a millionth on
+    a difference of one half, is tested like any other."""
+    for differences in ([0.1, 0.1 + 1e-10, 0.1 + 2e-10], [0.5, 0.500001, 0.5000005]):
+        expected = stats.ttest_1samp(differences, 0.0)
+        mean, low, high, p = t_across_seeds(differences, 0.95)
+        assert p == pytest.approx(expected.pvalue) and low < mean < high
+
+
+def test_holm_takes_whole_numbers():
+    assert holm([1, 0]).tolist() == [1.0, 0.0]
+
+
+def test_format_p_at_its_thresholds():
+    assert [format_p(p) for p in (1e-6, 1e-3, 0.0)] == ["1.0e-06", "0.001", "< 1e-6"]
+
+
+@pytest.mark.parametrize(
+    ("ci", "p_holm", "verdict", "reason"),
+    [
+        ((0.01, 0.05), 0.001, SUPPORTED, "Holm p = 0.001, below α = 0.05, and the interval lies above 0"),
+        ((0.01, 0.05), 1e-9, SUPPORTED, "Holm p < 1e-6, below α = 0.05, and the interval lies above 0"),
+        (
+            (-0.05, -0.01),
+            0.001,
+            CONTRADICTED,
+            "Holm p = 0.001, below α = 0.05, and the interval lies below 0: the other model is better",
+        ),
+        ((0.01, 0.05), 0.05, NOT_SUPPORTED, "Holm p = 0.050, not below α = 0.05"),  # p must be below α
+        ((0.0, 0.05), 0.001, NOT_SUPPORTED, "the interval includes 0"),  # touching 0 is not above it
+        ((-0.05, 0.0), 0.001, NOT_SUPPORTED, "the interval includes 0"),
+    ],
+)
+def test_superiority_verdict_reasons_and_boundaries(ci, p_holm, verdict, reason):
+    assert superiority_verdict(*ci, p_holm, 0.05) == (verdict, reason)
+
+
+@pytest.mark.parametrize(
+    ("effect", "ci", "non_negative", "verdict", "reason"),
+    [
+        # an interval reaching exactly to the margin is inside it
+        (0.0, (-0.02, 0.02), True, SUPPORTED, "the interval lies inside ±2.0 pp and the effect is ≥ 0"),
+        (0.0, (-0.02, 0.02), False, SUPPORTED, "the interval lies inside ±2.0 pp"),
+        (
+            0.025,
+            (0.02, 0.03),
+            True,
+            NOT_SUPPORTED,
+            "the interval crosses the margin ±2.0 pp: too uncertain to call the difference small",
+        ),  # fmt: skip
+        (
+            -0.025,
+            (-0.03, -0.02),
+            False,
+            NOT_SUPPORTED,
+            "the interval crosses the margin ±2.0 pp: too uncertain to call the difference small",
+        ),  # fmt: skip
+        (0.05, (0.03, 0.07), True, CONTRADICTED, "the interval lies entirely outside ±2.0 pp"),
+        (-0.005, (-0.01, -0.001), True, CONTRADICTED, "the interval lies below 0: the first model is worse"),
+        # an interval ending at 0 is not below it
+        (
+            -0.005,
+            (-0.01, 0.0),
+            True,
+            NOT_SUPPORTED,
+            "the interval lies inside ±2.0 pp but the first model is worse (effect < 0)",
+        ),  # fmt: skip
+    ],
+)
+def test_equivalence_verdict_reasons_and_boundaries(effect, ci, non_negative, verdict, reason):
+    assert equivalence_verdict(effect, *ci, 0.02, non_negative, "2.0 pp") == (verdict, reason)
+
+
+def test_a_holm_p_at_alpha_contradicts_nothing():
+    assert superiority_verdict(-0.05, -0.01, 0.05, 0.05) == (
+        NOT_SUPPORTED,
+        "Holm p = 0.050, not below α = 0.05",
+    )

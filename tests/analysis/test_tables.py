@@ -16,7 +16,7 @@ from cnnstudy.analysis.tables import (
     write_per_class,
     write_summary,
 )
-from cnnstudy.figures.sweeps import sweep_table, write_sweep_table
+from cnnstudy.figures.sweeps import base_result, sweep_table, write_sweep_table
 from helpers import MODELS
 
 STUDY_MD5 = "e793b78cc4c9e9a4ccc0c1155377a412"
@@ -318,6 +318,17 @@ def test_sweep_table_has_one_row_per_grid_point_with_the_runs_own_values(tmp_pat
     by_lr = frame.set_index("lr")
     assert by_lr.loc[1.0e-3, "test_accuracy"] == pytest.approx(0.65) and by_lr.loc[1.0e-3, "selected"]
     assert by_lr.loc[1.0e-4, "val_accuracy"] == pytest.approx(0.6) and by_lr.loc[1.0e-4, "seeds"] == 2
-    write_sweep_table(frame, "s", sweep, tmp_path / "t.csv", tmp_path / "t.md", tmp_path / "t.html")
+    base_runs = [
+        write_run(
+            tmp_path, "baseline", seed, 0.4 + seed / 10, hyperparameters={"lr": 3.0e-4, "batch_size": 32}
+        )
+        for seed in (0, 1)
+    ]
+    base_metrics, base_summaries, _ = zip(*base_runs, strict=True)
+    base = base_result(base_metrics, base_summaries, sweep)
+    assert (base["lr"], base["batch_size"], base["seeds"]) == (3.0e-4, 32, 2)
+    assert base["val_accuracy"] == pytest.approx(0.5) and base["test_accuracy"] == pytest.approx(0.45)
+    write_sweep_table(frame, "s", sweep, tmp_path / "t.csv", tmp_path / "t.md", tmp_path / "t.html", base)
     text = (tmp_path / "t.md").read_text()
     assert "never used for selection" in text and "← best" in text
+    assert "baseline as configured (lr = 0.0003, batch_size = 32): validation accuracy 50.00%" in text

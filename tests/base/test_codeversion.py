@@ -23,6 +23,19 @@ SCRIPTS = sorted((REPO / "workflow" / "scripts").glob("*.py"))
 # (0.1.0), under their new names, and figures.style, the figures' shared palette and type sizes (new in
 # 0.2). A change here is a change to what reruns: say so in CHANGELOG.md.
 COMPARISON = ["analysis.tables", "base.rendering", "figures.comparison", "figures.per_model", "figures.style"]
+INSIDE = [
+    "analysis.mistakes",
+    "analysis.saliency",
+    "base.layout",
+    "data.download",
+    "data.tensors",
+    "figures.inside",
+    "figures.per_model",
+    "figures.style",
+    "train.inference",
+    "train.models",
+    "train.weights",
+]
 GOLDEN = {
     "check_claims": ["analysis.claims", "analysis.claims_tables", "analysis.stats", "analysis.tables",
                      "base.rendering", "figures.claims", "figures.per_model", "figures.style"],
@@ -31,6 +44,7 @@ GOLDEN = {
     "download_weights": ["base.layout", "data.download", "train.weights"],
     "evaluate_checkpoint": ["analysis.evaluation", "analysis.scoring", "analysis.stats", "base.layout",
                             "data.tensors", "train.inference", "train.models"],
+    "inspect_model": [*INSIDE],
     "make_demo_archive": ["data.classes", "data.demo_archive"],
     "make_per_class_table": ["analysis.tables", "base.rendering"],
     "make_sweep_table": ["analysis.tables", "base.rendering", "figures.per_model", "figures.style",
@@ -38,6 +52,7 @@ GOLDEN = {
     "make_table": ["analysis.tables", "base.rendering"],
     "plot_comparison_accuracy": [*COMPARISON],
     "plot_comparison_curves": [*COMPARISON],
+    "plot_comparison_saliency": [*INSIDE],
     "plot_comparison_transfer": [*COMPARISON],
     "plot_confusion": ["figures.per_model", "figures.style"],
     "plot_curves": ["figures.per_model", "figures.style"],
@@ -169,3 +184,71 @@ def test_renaming_a_module_keeps_the_fingerprint_once_listed(package, monkeypatc
     assert code_fingerprint(script) != before  # a new name is a new module ...
     monkeypatch.setitem(FORMER_NAMES, "figures.drawing", "plots")
     assert code_fingerprint(script) == before  # ... unless it keeps its former one
+
+
+def test_every_import_form_of_a_moved_module_keeps_the_fingerprint(package):
+    """`import cnnstudy.x.y as z`, `from cnnstudy.x import y` and `from . import y` name a module by where
+    it lives: each is hashed in a form that does not say where."""
+    root, script = package
+    script.write_text(
+        "import cnnstudy.figures.plots as plots\nfrom cnnstudy.figures import plots as drawing\n"
+        "from cnnstudy.base.files import write\n\nplots.draw(drawing.draw(1))\n"
+    )
+    (root / "figures" / "style.py").write_text(
+        "from . import plots\nfrom .plots import draw\n\nSIZE = draw(1)\n"
+    )
+    (root / "figures" / "plots.py").write_text(
+        "import cnnstudy.figures.style\n\ndef draw(x):\n    return x\n"
+    )
+    before = code_fingerprint(script)
+    assert set(tracked_modules(script)) == {"figures.plots", "figures.style"}
+    for name in ("plots", "style"):
+        (root / "figures" / f"{name}.py").rename(root / "analysis" / f"{name}.py")
+    (root / "analysis" / "plots.py").write_text(
+        "import cnnstudy.analysis.style\n\ndef draw(x):\n    return x\n"
+    )
+    script.write_text(script.read_text().replace("figures", "analysis"))
+    assert code_fingerprint(script) == before
+    (root / "analysis" / "style.py").write_text(
+        "from . import plots\nfrom .plots import draw\n\nSIZE = draw(2)\n"
+    )
+    assert code_fingerprint(script) != before
+
+
+def test_the_first_statement_after_a_docstring_counts(package):
+    root, script = package
+    (root / "figures" / "plots.py").write_text('def draw(x):\n    """Doc."""\n    y = x\n    return y\n')
+    before = code_fingerprint(script)
+    (root / "figures" / "plots.py").write_text('def draw(x):\n    """Doc."""\n    y = x + 1\n    return y\n')
+    assert code_fingerprint(script) != before
+
+
+def test_fingerprints_are_stable_across_releases(package):
+    """Every finished run of every user is keyed by these values: any change to how code is hashed (not
+    only to what counts) reruns every study. A tiny package with each construct the hash treats specially
+    (docstrings, a function that is only a docstring, relative and absolute package imports, import blocks
+    in another order, a neutral module) must keep its fingerprint; change it only on purpose, with a
+    CHANGELOG entry saying that everything reruns. (The hash covers ``ast.dump``, whose form is Python's:
+    this value is Python 3.11's, the version the Makefile installs.)"""
+    root, script = package
+    (root / "figures" / "plots.py").write_text(
+        '"""Figures."""\n\nimport math\nfrom ..base.files import write\nfrom .style import SIZE\n\n\n'
+        'def draw(x):\n    """Draw."""\n    return math.floor(x) + SIZE\n\n\ndef later():\n    """Not yet."""\n'
+    )
+    (root / "figures" / "style.py").write_text("from . import plots\n\nSIZE = 8\n")
+    script.write_text(
+        "import cnnstudy.figures.style as style\nfrom cnnstudy.figures import plots\n"
+        "from cnnstudy.base.files import write\n\nplots.draw(style.SIZE)\n"
+    )
+    assert code_fingerprint(script) == "0206c601a177d42a"
+
+
+def test_a_renamed_module_imported_from_its_wing_keeps_the_fingerprint(package, monkeypatch):
+    root, script = package
+    script.write_text("from cnnstudy.figures import plots\nfrom cnnstudy.base.files import write\n")
+    before = code_fingerprint(script)
+    (root / "figures" / "plots.py").rename(root / "figures" / "drawing.py")
+    script.write_text("from cnnstudy.figures import drawing\nfrom cnnstudy.base.files import write\n")
+    assert code_fingerprint(script) != before  # a new name ...
+    monkeypatch.setitem(FORMER_NAMES, "figures.drawing", "plots")  # ... unless it keeps its former one
+    assert code_fingerprint(script) == before

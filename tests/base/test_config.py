@@ -354,3 +354,309 @@ def test_every_config_key_is_commented():
             block_key = line.rstrip().endswith(":") and following.strip()
             inline_row = line.strip().endswith("}")
             assert block_key or inline_row, f"config.yaml line {number + 1} has no comment: {line}"
+
+
+# ---------------------------------------------------------------- each schema rule, in words
+def problem_with(rule_schema, value):
+    from jsonschema import Draft202012Validator
+
+    from cnnstudy.base.config_schema import value_problem
+
+    (error,) = Draft202012Validator(rule_schema).iter_errors(value)
+    return value_problem("key", error)
+
+
+@pytest.mark.parametrize(
+    "rule_schema, value, line",
+    [
+        ({"minimum": 1}, 0, "key = 0: must be at least 1"),
+        ({"exclusiveMinimum": 0}, 0, "key = 0: must be above 0"),
+        ({"maximum": 1}, 2, "key = 2: must be at most 1"),
+        ({"exclusiveMaximum": 1}, 1, "key = 1: must be below 1"),
+        ({"type": ["integer", "null"]}, "x", 'key = "x": must be an integer or null'),
+        ({"type": "integer"}, "3", 'key = "3": must be an integer'),  # the number hint is for numbers only
+        ({"type": "number"}, "abc", 'key = "abc": must be a number'),  # not a number written as text
+        ({"type": "number"}, " 5 ", 'key = " 5 ": must be a number; remove the quotes: write 5'),
+        ({"type": "number"}, "2E-3", 'key = "2E-3": must be a number; YAML reads 2E-3 as text: write 2.0e-3'),
+        (
+            {"type": "number"},
+            "1.5e4",
+            'key = "1.5e4": must be a number; YAML reads 1.5e4 as text: write 1.5e+4',
+        ),
+        ({"type": "array"}, 1, "key = 1: must be a list"),
+        ({"enum": [1, "a"]}, 2, "key = 2: must be one of 1, a"),
+        ({"pattern": "^[a-f0-9]{32}$"}, "x", 'key = "x": must match the pattern ^[a-f0-9]{32}$'),
+        ({"minItems": 1}, [], "key = []: needs at least 1 item"),
+        ({"minItems": 2}, [1], "key = [1]: needs at least 2 items"),
+        ({"minLength": 1}, "", 'key = "": needs at least 1 character'),
+        ({"minLength": 3}, "ab", 'key = "ab": needs at least 3 characters'),
+        ({"minProperties": 1}, {}, "key = {}: needs at least 1 entry"),
+        ({"minProperties": 2}, {"a": 1}, 'key = {"a": 1}: needs at least 2 entries'),
+        ({"maxItems": 1}, [1, 2], "key = [1, 2]: holds at most 1 items"),
+        ({"uniqueItems": True}, [1, 1], "key = [1, 1]: must not repeat an item"),
+        ({"not": {"multipleOf": 2}, "description": "odd"}, 4, "key = 4: not allowed: odd"),
+        ({"not": {"multipleOf": 2}}, 4, "key = 4: 4 should not be valid under {'multipleOf': 2}"),
+        ({"multipleOf": 2, "description": "even"}, 3, "key = 3: 3 is not a multiple of 2"),
+    ],
+)
+def test_each_schema_rule_reads_as_one_sentence(rule_schema, value, line):
+    assert problem_with(rule_schema, value) == line
+
+
+def test_a_value_is_shown_as_yaml_writes_it_and_cut_to_sixty_characters():
+    import datetime
+
+    from cnnstudy.base.config_schema import _shown
+
+    assert _shown("é" * 60) == '"' + "é" * 58 + "…"  # kept as written, not \u00e9, and cut to 60
+    assert _shown("x" * 58) == '"' + "x" * 58 + '"'  # 60 characters: whole
+    assert _shown(datetime.date(2024, 6, 1)) == '"2024-06-01"'  # YAML reads a bare date as a date
+    assert _shown([True, None]) == "[true, null]"
+
+
+def test_a_missing_key_says_what_it_is_for_when_the_schema_says(config):
+    del config["dataset"]["md5"], config["seeds"]
+    assert problems_in(config) == [
+        "seeds: missing (one training run per model and seed)",
+        "dataset.md5: missing",
+    ]
+
+
+def test_a_config_that_is_not_a_mapping_is_named_as_the_config():
+    with pytest.raises(WorkflowError, match=r"  - the config = \[1\]: must be a mapping of keys"):
+        validate_config([1])
+
+
+@pytest.mark.parametrize(
+    "key, meant",
+    [
+        ("learning_rate", "lr"),  # its words in the key's description ("Adam's learning rate")
+        ("Learning_Rate", "lr"),  # in any case
+        ("learn_rate", "lr"),  # its initials
+        ("L2_penalty", "weight_decay"),  # words of one description
+        ("flip", "augmentation"),
+        ("wd", "weight_decay"),  # the initials of an allowed key
+        ("batchsize", "batch_size"),  # a near spelling
+        ("early_stop", "early_stopping_patience"),  # near enough
+        ("warm_up", "warmup_epochs"),
+    ],
+)
+def test_an_unknown_training_key_names_the_key_meant(config, key, meant):
+    config["training"][key] = 1
+    (line,) = problems_in(config)
+    assert line.startswith(f"training.{key} = 1: unknown key; did you mean `{meant}`? (allowed here: epochs,")
+
+
+@pytest.mark.parametrize("key", ["zzz", "adam", "colour"])  # "adam", "colour": in several descriptions
+def test_an_unknown_key_without_a_likely_meaning_lists_what_is_allowed(config, key):
+    config["training"][key] = 1
+    (line,) = problems_in(config)
+    assert line.startswith(f"training.{key} = 1: unknown key (allowed here: epochs, batch_size, lr,")
+
+
+def test_a_key_of_another_section_names_where_it_belongs(config):
+    config["cnn"]["variants"]["baseline"]["modes"] = ["bn_frozen"]
+    config["dataset"]["batch_size"] = 3
+    problems = problems_in(config)
+    assert any(p.startswith("dataset.batch_size = 3: unknown key; `batch_size` belongs under conv_stub or training (")
+               for p in problems)  # fmt: skip
+    assert any("`modes` belongs under transfer (allowed" in p for p in problems)
+
+
+# ---------------------------------------------------------------- what defines a model, in full
+def test_what_the_code_adds_to_each_models_settings(config):
+    cnn = hyperparameters(config, "batchnorm", seed=3)
+    assert {key: cnn[key] for key in ("architecture", "normalization", "model", "seed", "image_size", "dataset")} == {
+        "architecture": "cnn", "normalization": "dataset", "model": "batchnorm", "seed": 3, "image_size": 160,
+        "dataset": "imagenette2-160",
+    }  # fmt: skip
+    resnet = hyperparameters(config, "resnet18_bn_frozen", seed=2)
+    added = ("architecture", "mode", "weights", "normalization", "model", "seed", "image_size", "dataset")
+    assert {key: resnet[key] for key in added} == {
+        "architecture": "resnet18", "mode": "bn_frozen", "weights": "IMAGENET1K_V1", "normalization": "imagenet",
+        "model": "resnet18_bn_frozen", "seed": 2, "image_size": 160, "dataset": "imagenette2-160",
+    }  # fmt: skip
+
+
+def test_a_sweep_point_is_its_base_variant_with_the_points_values(config):
+    from cnnstudy.base.settings import sweep_hyperparameters
+
+    config["sweeps"] = {"lr": {"model": "dropout", "grid": {"lr": [1.0e-4, 1.0e-3]}}}
+    point = sweep_hyperparameters(config, "lr", "lr~0.001", seed=5)
+    base = hyperparameters(config, "dropout", seed=5)
+    assert point == {**base, "lr": 1.0e-3, "model": "lr/lr~0.001", "base_model": "dropout", "sweep": "lr"}
+
+
+def test_seed_suffixes_and_sorted_params():
+    from cnnstudy.base.settings import seed_suffix, sorted_keys
+
+    assert [seed_suffix(seed) for seed in (0, 1, 12)] == ["", "-seed1", "-seed12"]
+    nested = sorted_keys({"b": [{"d": 1, "c": 2}], "a": {"y": 1, "x": [3, 1]}})
+    assert repr(nested) == "{'a': {'x': [3, 1], 'y': 1}, 'b': [{'c': 2, 'd': 1}]}"
+
+
+def test_the_prepared_dataset_record_names_the_archive_and_every_split_setting(config):
+    from cnnstudy.base.settings import prepared_dataset
+
+    assert prepared_dataset(config) == {
+        "name": "imagenette2-160", "archive_md5": "e793b78cc4c9e9a4ccc0c1155377a412", "skip_corrupt": False,
+        "image_size": 160, "validation_fraction": config["dataset"]["validation_fraction"],
+        "split_seed": config["dataset"]["split_seed"],
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("images", [{"train": 10}, [10, 10], {"val": 10}])
+def test_counts_without_both_training_splits_are_not_used(config, tmp_path, images):
+    import json
+
+    from cnnstudy.base.settings import prepared_dataset, prepared_split_counts
+
+    path = tmp_path / "split_counts.json"
+    path.write_text(json.dumps({"dataset": prepared_dataset(config), "images": images}))
+    assert prepared_split_counts(config, path) is None
+    path.write_text(json.dumps({"dataset": prepared_dataset(config), "images": {"train": 1, "val": 2}}))
+    assert prepared_split_counts(config, path)["images"] == {"train": 1, "val": 2}
+
+
+def test_a_batch_as_large_as_the_training_split_fits(config):
+    from cnnstudy.base.settings import prepared_dataset, split_size_problems
+
+    config["cnn"]["probe_size"] = 20
+    counts = {"dataset": prepared_dataset(config), "images": {"train": 128, "val": 20}}
+    assert split_size_problems(config, counts) == []
+    counts["images"] = {"train": 127, "val": 20}
+    assert split_size_problems(config, counts) == [
+        "training.batch_size: 128 exceeds the 127 training images; lower it, or dataset.validation_fraction"
+    ]
+
+
+def test_the_split_sizes_check_counts_its_problems_in_words(config, tmp_path):
+    import json
+
+    from cnnstudy.base.settings import prepared_dataset, validate_split_sizes
+
+    path = tmp_path / "split_counts.json"
+    path.write_text(json.dumps({"dataset": prepared_dataset(config), "images": {"train": 127, "val": 5000}}))
+    with pytest.raises(WorkflowError) as raised:
+        validate_split_sizes(config, path)
+    lines = str(raised.value).splitlines()
+    assert lines[0] == "Error validating config against the prepared data (1 problem):"
+    assert lines[1].startswith("  - training.batch_size: 128 exceeds the 127 training images")
+    assert lines[2].startswith(f"{path}: 127 training and 5000 validation images")
+
+
+def test_exactly_two_problems_are_counted_as_two(config):
+    config["dataset"]["image_size"] = 100
+    config["training"]["gradient_range"] = [1.0, 1.0e-9]
+    with pytest.raises(WorkflowError, match=r"^Error validating config \(2 problems\):"):
+        validate_config(config)
+
+
+def test_cross_key_problems_word_for_word(config):
+    config["dataset"]["image_size"] = 100
+    config["cnn"]["variants"]["dropout"].update(schedule="warmup_cosine", warmup_epochs=60)
+    config["transfer"]["training"]["warmup_epochs"] = 99
+    config["study"]["claims"]["statements"].append(
+        {
+            "id": "vgg",
+            "text": "t",
+            "measure": "test_accuracy",
+            "outcome": "better",
+            "models": ["vgg", "resnet18_full"],
+        }
+    )
+    assert (
+        problems_in(config)
+        == [
+            "dataset.image_size: 100 px does not divide by 8 (3 conv blocks, each halving the size with a 2×2 "
+            "max-pool); use a multiple of 8, e.g. 96",
+            "dropout: warmup_epochs 60 must be fewer than epochs 50; change cnn.variants.dropout.warmup_epochs or "
+            "training.warmup_epochs",
+            "resnet18_bn_frozen: warmup_epochs 99 must be fewer than epochs 15; change transfer.training.warmup_epochs "
+            "or training.warmup_epochs",
+            "resnet18_bn_unfrozen: warmup_epochs 99 must be fewer than epochs 15; change "
+            "transfer.training.warmup_epochs or training.warmup_epochs",
+            "study.claims.statements vgg: unknown models ['vgg']",  # resnet18_full is a study model, if not trained
+        ]
+    )
+
+
+def test_sweep_problems_word_for_word(config):
+    config["sweeps"] = {
+        "a": {"model": "vgg", "grid": {"lr": [0.1]}},  # the first sweep's problem does not hide the next's
+        "b": {"model": "baseline", "grid": {"foo": [1], "lr": [-1.0, "x"]}},
+        "c": {"model": "dropout", "grid": {"channels": [[8]], "epochs": [1]}},
+    }
+    assert problems_in(config) == [
+        "sweeps.a.model: 'vgg' is not a variant under cnn.variants",
+        "sweeps.b.grid.foo: not a key of `training` or `cnn` that defines a model",
+        "sweeps.b.grid.lr = -1.0: must be above 0",
+        'sweeps.b.grid.lr = "x": must be a number',
+        "sweeps.c.grid.channels: list-valued keys cannot be swept; make a variant per value instead",
+    ]
+
+
+def test_a_sweep_point_is_checked_like_a_model(config):
+    config["sweeps"] = {"deep": {"model": "baseline", "grid": {"warmup_epochs": [2], "schedule": ["warmup_cosine"],
+                                                               "epochs": [2]}}}  # fmt: skip
+    assert problems_in(config) == [
+        "sweeps.deep point warmup_epochs~2/schedule~warmup_cosine/epochs~2: warmup_epochs 2 must be fewer than "
+        "epochs 2; change sweeps.deep.grid.warmup_epochs or cnn.variants.baseline.warmup_epochs or "
+        "training.warmup_epochs"
+    ]
+    config["sweeps"] = {"wide": {"model": "baseline", "grid": {"image_size_typo": [1]}}}
+    assert problems_in(config) == [
+        "sweeps.wide.grid.image_size_typo: not a key of `training` or `cnn` that defines a model"
+    ]
+
+
+def test_a_sweep_name_must_be_a_plain_name(config):
+    config["sweeps"] = {"bad name": {"model": "baseline", "grid": {"lr": [0.1]}}}
+    assert "sweeps.bad name: a sweep name may hold only letters, digits and underscores" in problems_in(
+        config
+    )
+
+
+def test_the_split_sizes_check_lists_every_problem_on_its_own_line(config, tmp_path):
+    import json
+
+    from cnnstudy.base.settings import prepared_dataset, validate_split_sizes
+
+    path = tmp_path / "split_counts.json"
+    path.write_text(json.dumps({"dataset": prepared_dataset(config), "images": {"train": 127, "val": 10}}))
+    with pytest.raises(WorkflowError) as raised:
+        validate_split_sizes(config, path)
+    lines = str(raised.value).splitlines()
+    assert lines[0] == "Error validating config against the prepared data (2 problems):"
+    assert lines[1].startswith("  - training.batch_size: 128 exceeds") and lines[2].startswith(
+        "  - cnn.probe_size:"
+    )
+
+
+@pytest.mark.parametrize("scheme", ["http", "https", "ftp"])
+def test_the_demo_profile_refuses_every_remote_scheme(config, scheme):
+    update_config(config, load("profiles/demo/demo-config.yaml"))
+    config["dataset"]["url"] = f"{scheme}://example.org/imagenette2-160.tgz"
+    (problem,) = problems_in(config)
+    assert problem.startswith(f"dataset.url: the demo profiles generate a local archive, so the url must be a "
+                              f"local path, not {scheme}://example.org/imagenette2-160.tgz")  # fmt: skip
+
+
+def test_weights_to_verify_are_named_in_full_and_a_random_start_needs_none(config):
+    config["transfer"]["weights_url"] = "https://example.org/resnet18.pth"
+    assert problems_in(config) == [
+        "transfer.weights_url: cannot verify 'resnet18.pth': its name carries no torch.hub hash prefix of at least "
+        "8 hex digits (resnet18-f37072fd.pth), so transfer.weights_sha256 is required: set it to the file's sha256 "
+        "(64 hex digits), or use a file with such a name"
+    ]
+    config["transfer"]["weights"] = "none"  # a random start downloads nothing
+    validate_config(config)
+
+
+def test_every_point_of_a_sweep_is_checked(config):
+    config["cnn"]["variants"]["baseline"].update(schedule="warmup_cosine")
+    config["sweeps"] = {"warm": {"model": "baseline", "grid": {"warmup_epochs": [60, 70]}}}
+    assert [problem.split(":")[0] for problem in problems_in(config)] == [
+        "sweeps.warm point warmup_epochs~60",
+        "sweeps.warm point warmup_epochs~70",
+    ]

@@ -1,5 +1,7 @@
 """Memory limits read from fake /proc and /sys/fs/cgroup trees, and the inference chunk they allow."""
 
+import ctypes
+import json
 import logging
 import re
 import subprocess
@@ -19,6 +21,8 @@ from cnnstudy.base.memory import (
     describe_memory_limit,
     inference_chunk_size,
     peak_rss_mb,
+    saliency_bytes_per_image,
+    saliency_chunk_size,
 )
 
 GIB = 2**30
@@ -275,6 +279,10 @@ def test_peak_rss_grows_after_touching_a_block():
 
 # --- activation estimate and chunk size ------------------------------------------------------------
 
+IMAGE = 3 * 16 * 16 * 4  # one 16 px float image
+CONV_OUTPUT = 8 * 16 * 16 * 4  # small_cnn's conv and ReLU outputs at 16 px
+SMALL_CNN_PER_IMAGE = 2 * (IMAGE + 2 * CONV_OUTPUT)  # the input, and the ReLU's input and output at once
+
 
 def small_cnn():
     return nn.Sequential(
@@ -282,19 +290,57 @@ def small_cnn():
     )
 
 
+class Residual(nn.Module):
+    """x + conv(relu(conv(x))): the block's input stays alive beside the branch's activations."""
+
+    def __init__(self, channels=8):
+        super().__init__()
+        self.conv_a = nn.Conv2d(channels, channels, 3, padding=1)
+        self.relu = nn.ReLU()
+        self.conv_b = nn.Conv2d(channels, channels, 3, padding=1)
+
+    def forward(self, x):
+        return x + self.conv_b(self.relu(self.conv_a(x)))
+
+
+def deep_cnn(blocks):
+    """``blocks`` × (conv 8→8, ReLU) at one resolution: inference holds a pair, autograd keeps them all."""
+    layers = [nn.Conv2d(3, 8, 3, padding=1)]
+    for _ in range(blocks):
+        layers += [nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1)]
+    return nn.Sequential(*layers)
+
+
 def test_activation_estimate_of_a_small_cnn():
-    conv_output = 8 * 16 * 16 * 4
-    image = 3 * 16 * 16 * 4
-    assert activation_bytes_per_image(small_cnn(), (3, 16, 16), "cpu") == 4 * conv_output + image
+    assert activation_bytes_per_image(small_cnn(), (3, 16, 16), "cpu") == SMALL_CNN_PER_IMAGE
 
 
-def test_activation_estimate_restores_training_flags_and_removes_hooks():
+def test_activation_estimate_counts_a_residual_input_still_held():
+    """At the second conv, the block's input, the ReLU's output and the conv's output are alive: three
+    maps, where "the largest layer's input and output" would see two."""
+    per_map = 8 * 16 * 16 * 4
+    assert activation_bytes_per_image(Residual(), (8, 16, 16), "cpu") == 2 * 3 * per_map
+
+
+def test_activation_estimate_counts_in_place_results_and_views_once():
+    """An in-place ReLU, eval-mode dropout (which returns its input) and a view share one storage."""
+    model = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(inplace=True), nn.Dropout(), nn.Unflatten(1, (2, 4))
+    )
+    assert activation_bytes_per_image(model, (3, 16, 16), "cpu") == 2 * (IMAGE + CONV_OUTPUT)
+
+
+@pytest.mark.parametrize("estimate", [activation_bytes_per_image, saliency_bytes_per_image])
+def test_estimates_restore_training_flags_and_remove_hooks(estimate):
     model = small_cnn().train()
     model[1].eval()  # a per-module choice (like frozen BatchNorm) that a plain model.train() would undo
-    activation_bytes_per_image(model, (3, 16, 16), "cpu")
+    model[0].weight.requires_grad_(False)
+    estimate(model, (3, 16, 16), "cpu")
     assert [module.training for module in model] == [True, False, True, True, True]
     assert model.training
-    assert all(not module._forward_hooks for module in model.modules())
+    assert all(not module._forward_hooks and not module._forward_pre_hooks for module in model.modules())
+    assert [parameter.requires_grad for parameter in model.parameters()] == [False, True, True, True]
+    assert all(parameter.grad is None for parameter in model.parameters())
 
 
 def test_activation_estimate_runs_without_gradients():
@@ -305,14 +351,62 @@ def test_activation_estimate_runs_without_gradients():
     assert seen == [False]
 
 
+def test_saliency_estimate_counts_what_autograd_keeps():
+    """Inference holds one pair of maps whatever the depth; a differentiated pass keeps every ReLU's
+    output until backward, so its estimate grows with the depth, by at least a map per block."""
+    per_map = 8 * 16 * 16 * 4
+    shallow, deep = deep_cnn(2), deep_cnn(6)
+    assert activation_bytes_per_image(shallow, (3, 16, 16), "cpu") == activation_bytes_per_image(
+        deep, (3, 16, 16), "cpu"
+    )
+    assert (
+        saliency_bytes_per_image(deep, (3, 16, 16), "cpu")
+        - saliency_bytes_per_image(shallow, (3, 16, 16), "cpu")
+        >= 2 * 4 * per_map
+    )
+    for model in (small_cnn(), shallow, deep, Residual()):
+        shape = (8, 16, 16) if isinstance(model, Residual) else (3, 16, 16)
+        assert saliency_bytes_per_image(model, shape, "cpu") > activation_bytes_per_image(model, shape, "cpu")
+
+
+def test_saliency_estimate_leaves_parameters_out():
+    """A 4 MB weight matrix is allocated before the memory is read; only activations count."""
+    wide = nn.Sequential(nn.Flatten(), nn.Linear(3 * 16 * 16, 1024), nn.ReLU(), nn.Linear(1024, 10))
+    assert saliency_bytes_per_image(wide, (3, 16, 16), "cpu") < 100_000
+
+
+def test_saliency_chunk_size_is_sized_like_inference():
+    model = small_cnn()
+    per_image = saliency_bytes_per_image(model, (3, 16, 16), "cpu")
+    expected = 2**20 // 4 // per_image
+    assert 1 <= expected < inference_chunk_size(model, (3, 16, 16), 64, "cpu", available=2**20)
+    assert saliency_chunk_size(model, (3, 16, 16), 64, "cpu", available=2**20) == expected
+    assert (
+        saliency_chunk_size(model, (3, 16, 16), 64, "cpu", share=0.5, available=2**20)
+        == 2**20 // 2 // per_image
+    )
+    assert saliency_chunk_size(model, (3, 16, 16), 64, "cpu", available=10 * GIB) == 64
+    assert saliency_chunk_size(model, (3, 16, 16), 64, "cpu", available=0) == 1
+
+
+def test_saliency_chunk_size_logs_and_reads_the_limit(monkeypatch, caplog):
+    monkeypatch.setattr(memory, "describe_memory_limit", lambda device: memory.MemoryLimit(2**20, "test"))
+    with caplog.at_level(logging.INFO, logger="cnnstudy.base.memory"):
+        chunk = saliency_chunk_size(small_cnn(), (3, 16, 16), 64, "cpu")
+    assert chunk == 2**20 // 4 // saliency_bytes_per_image(small_cnn(), (3, 16, 16), "cpu")
+    assert f"Grad-CAM in chunks of {chunk} images (requested 64)" in caplog.text
+
+
 def test_chunk_size_respects_requested_share_and_floor():
-    per_image = 4 * 8 * 16 * 16 * 4 + 3 * 16 * 16 * 4  # the small CNN at 16 px: 35,840 B
     model = small_cnn()
     assert inference_chunk_size(model, (3, 16, 16), 64, "cpu", available=10 * GIB) == 64
-    # 0.25 × 1 MB / 35840 B = 7.3 → 7
-    assert inference_chunk_size(model, (3, 16, 16), 64, "cpu", available=2**20) == 2**20 // 4 // per_image
-    assert inference_chunk_size(model, (3, 16, 16), 64, "cpu", available=2**20) == 7
-    assert inference_chunk_size(model, (3, 16, 16), 64, "cpu", share=0.5, available=2**20) == 14
+    # 0.25 × 1 MiB / 38,912 B = 6.7 → 6
+    assert (
+        inference_chunk_size(model, (3, 16, 16), 64, "cpu", available=2**20)
+        == 2**20 // 4 // SMALL_CNN_PER_IMAGE
+    )
+    assert inference_chunk_size(model, (3, 16, 16), 64, "cpu", available=2**20) == 6
+    assert inference_chunk_size(model, (3, 16, 16), 64, "cpu", share=0.5, available=2**20) == 13
     assert inference_chunk_size(model, (3, 16, 16), 64, "cpu", available=1000) == 1
     assert inference_chunk_size(model, (3, 16, 16), 64, "cpu", available=0) == 1
 
@@ -320,13 +414,13 @@ def test_chunk_size_respects_requested_share_and_floor():
 def test_chunk_size_logs_when_it_splits(caplog):
     with caplog.at_level(logging.INFO, logger="cnnstudy.base.memory"):
         inference_chunk_size(small_cnn(), (3, 16, 16), 64, "cpu", available=2**20)
-    assert "chunks of 7 images (requested 64)" in caplog.text
+    assert "inference in chunks of 6 images (requested 64)" in caplog.text
     assert "given by the caller" in caplog.text
 
 
 def test_chunk_size_reads_the_limit_when_not_given(monkeypatch):
     monkeypatch.setattr(memory, "describe_memory_limit", lambda device: memory.MemoryLimit(2**20, "test"))
-    assert inference_chunk_size(small_cnn(), (3, 16, 16), 64, "cpu") == 7
+    assert inference_chunk_size(small_cnn(), (3, 16, 16), 64, "cpu") == 6
 
 
 def test_chunk_size_arithmetic():
@@ -336,3 +430,181 @@ def test_chunk_size_arithmetic():
         chunk_size(0, 1, 1)
     with pytest.raises(ValueError):
         chunk_size(1, 1, 1, share=0)
+
+
+# --- the allocator ---------------------------------------------------------------------------------
+
+
+def test_allocator_caching_is_limited_once_on_glibc(monkeypatch):
+    calls = []
+    monkeypatch.setattr(memory, "_allocator_threshold", None)
+    real = memory.limit_allocator_caching
+    applied = real()
+    if not (sys.platform.startswith("linux") and hasattr(ctypes.CDLL(None), "gnu_get_libc_version")):
+        assert applied is False
+        return
+    assert applied is True and memory._allocator_threshold == memory.LARGE_BLOCK_BYTES
+    monkeypatch.setattr(ctypes, "CDLL", lambda *args: calls.append(args))  # a second call reads nothing
+    assert real() is True and calls == []
+
+
+def test_chunk_sizing_limits_allocator_caching_on_the_cpu_only(monkeypatch):
+    calls = []
+    monkeypatch.setattr(memory, "limit_allocator_caching", lambda: calls.append("limited"))
+    inference_chunk_size(small_cnn(), (3, 16, 16), 64, "cpu", available=2**20)
+    saliency_chunk_size(small_cnn(), (3, 16, 16), 64, torch.device("cpu"), available=2**20)
+    assert calls == ["limited", "limited"]
+    monkeypatch.setattr(memory, "saliency_bytes_per_image", lambda *args: 1)
+    saliency_chunk_size(small_cnn(), (3, 16, 16), 64, "cuda:0", available=2**20)
+    assert calls == ["limited", "limited"]
+
+
+RETAINED_AFTER_FREE = r"""
+import sys
+from pathlib import Path
+import torch
+from cnnstudy.base import memory
+
+MIB = 2**20
+
+
+def rss():
+    lines = Path("/proc/self/status").read_text().splitlines()
+    return next(int(line.split()[1]) * 1024 for line in lines if line.startswith("VmRSS:"))
+
+
+def retained():
+    big = torch.ones(30 * MIB, dtype=torch.uint8)
+    del big  # glibc now serves blocks under 30 MiB from its heap
+    before = rss()
+    blocks = [torch.ones(20 * MIB, dtype=torch.uint8) for _ in range(8)]
+    keep = [torch.ones(1000) for _ in range(100)]  # small and long-lived, above them on the heap
+    del blocks
+    return rss() - before, keep
+
+
+default, _keep = retained()
+applied = memory.limit_allocator_caching()
+limited, _keep = retained()
+print(default, limited, applied)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc/self/status")
+def test_freed_activations_go_back_to_the_system():
+    """160 MiB of 20 MiB blocks, freed under a few small tensors: glibc by default keeps 40 to 160 MiB
+    of them (measured); after ``limit_allocator_caching``, nothing."""
+    workflow = Path(memory.__file__).parents[2]
+    done = subprocess.run(
+        [sys.executable, "-c", RETAINED_AFTER_FREE], cwd=workflow, capture_output=True, text=True, check=True
+    )
+    default, limited, applied = done.stdout.split()
+    if applied != "True":
+        pytest.skip("not glibc: no mmap threshold to set")
+    assert int(limited) < 8 * MIB, (
+        f"{int(limited) / MIB:.0f} MiB kept (glibc default: {int(default) / MIB:.0f})"
+    )
+
+
+# --- the bound, measured ---------------------------------------------------------------------------
+
+BOUND_CHECK = r"""
+import json, sys
+from pathlib import Path
+import torch
+from cnnstudy.base import memory
+from cnnstudy.train.inference import predict
+from cnnstudy.train.measurements import dead_unit_fractions
+from cnnstudy.train.models import build_cnn
+
+torch.set_num_threads(2)
+oversize = float(sys.argv[1])  # run chunks this many times larger than sized: must exceed the bound
+size, shape, wanted = 128, (3, 128, 128), 16
+model = build_cnn(size, [64, 8], 3, 32, 10).to(memory_format=torch.channels_last).eval()
+available = int(wanted * memory.activation_bytes_per_image(model, shape, "cpu") / memory.MEMORY_SHARE)
+chunk = memory.inference_chunk_size(model, shape, 10**6, "cpu", available=available)
+saliency_chunk = memory.saliency_chunk_size(model, shape, 10**6, "cpu", available=available)
+images = torch.randint(0, 256, (4 * chunk, *shape), dtype=torch.uint8)
+mean, std = torch.full((3,), 0.45), torch.full((3,), 0.25)
+
+
+def rss(field):
+    lines = Path("/proc/self/status").read_text().splitlines()
+    return next(int(line.split()[1]) * 1024 for line in lines if line.startswith(field + ":"))
+
+
+def growth(run):
+    before = rss("VmRSS")
+    Path("/proc/self/clear_refs").write_text("5")  # a fresh VmHWM (peak) from here
+    run()
+    return rss("VmHWM") - before
+
+
+def inference(size):
+    predict(model, images, mean, std, size, torch.device("cpu"))
+    dead_unit_fractions(model, images, mean, std, size)
+
+
+def gradcam(size):  # Grad-CAM of the first block: the deepest graph there is
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+    captured = {}
+
+    def as_leaf(_module, _inputs, output):
+        captured["map"] = output.detach().requires_grad_(True)
+        return captured["map"]
+
+    hook = model.relu1.register_forward_hook(as_leaf)
+    for start in range(0, len(images), size):
+        batch = (images[start : start + size].float() / 255 - 0.45) / 0.25
+        logits = model(batch.contiguous(memory_format=torch.channels_last))
+        (gradient,) = torch.autograd.grad(logits[:, 0].sum(), captured["map"])
+        (gradient.mean(dim=(2, 3), keepdim=True) * captured["map"].detach()).sum(dim=1).relu()
+        del logits, gradient, captured["map"]
+    hook.remove()
+
+
+result = {
+    "bound": memory.MEMORY_SHARE * available,
+    "chunk": chunk,
+    "saliency_chunk": saliency_chunk,
+    "inference": growth(lambda: inference(chunk)),
+    "saliency": growth(lambda: gradcam(saliency_chunk)),
+    "oversized": growth(lambda: inference(round(oversize * chunk))),
+}
+print(json.dumps(result))
+"""
+
+
+def measured_bound_check(oversize=3):
+    """Peak growth (bytes) of chunked inference and Grad-CAM at 128 px under a limit sized for chunks of
+    16, measured in a fresh process (its peak is this check's alone), and of chunks ``oversize`` × larger."""
+    workflow = Path(memory.__file__).parents[2]
+    done = subprocess.run(
+        [sys.executable, "-c", BOUND_CHECK, str(oversize)],
+        cwd=workflow,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="reads and resets /proc peaks")
+def test_chunked_inference_and_saliency_stay_within_the_bound():
+    """The stated bound, measured: a small CNN whose maps are 4 MiB an image (above malloc's mmap
+    threshold from 2 images on), evaluated and probed in the chunks ``inference_chunk_size`` allows, and
+    explained by Grad-CAM in those ``saliency_chunk_size`` allows, grows by at most the bound. The same
+    run with chunks three times larger must exceed it, or this check could not fail."""
+    result = measured_bound_check(oversize=3)
+    bound = result["bound"]
+    assert result["chunk"] == 16 and 1 <= result["saliency_chunk"] < 16
+    assert result["inference"] <= bound, (
+        f"inference grew {result['inference'] / MIB:.0f} MiB > {bound / MIB:.0f}"
+    )
+    assert result["saliency"] <= bound, (
+        f"Grad-CAM grew {result['saliency'] / MIB:.0f} MiB > {bound / MIB:.0f}"
+    )
+    assert result["oversized"] > bound, "chunks three times too large went unnoticed"

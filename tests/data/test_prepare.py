@@ -145,3 +145,148 @@ def test_split_counts_leave_skipped_images_out(dataset_copy, tmp_path):
     counts = json.loads((tmp_path / "out" / "split_counts.json").read_text())
     assert counts["images"]["test"] == 39 and counts["per_class"]["test"]["n03888257"] == 3
     assert counts["skipped"] == 1 and counts["dataset"]["skip_corrupt"] is True
+
+
+def test_preparing_with_half_held_out_writes_every_split_and_says_so(demo_dataset, tmp_path, caplog):
+    """prepare() called here, not through the session's fixture: every record of one run, and its log."""
+    import logging
+
+    with caplog.at_level(logging.INFO, logger="cnnstudy.data.prepare"):
+        manifest = prepare(demo_dataset, tmp_path, 16, 0.5, seed=1, skip_corrupt=False, threads=2)
+    assert list(manifest.columns) == ["file", "wnid", "class_name", "label", "split", "skipped"]
+    assert manifest.groupby("split").size().to_dict() == {"test": 40, "train": 60, "val": 60}
+    assert (manifest[manifest["split"] == "val"].groupby("wnid").size() == 6).all()  # half of 12 per class
+    tench = manifest[manifest["wnid"] == "n01440764"]
+    assert set(tench["class_name"]) == {"tench"} and set(tench["label"]) == {0}
+    for split in ("train", "val", "test"):
+        stored = torch.load(tmp_path / f"{split}.pt", weights_only=True)
+        rows = manifest[manifest["split"] == split]
+        assert stored["files"] == rows["file"].tolist()
+        assert stored["labels"].tolist() == rows["label"].tolist()
+        assert stored["classes"][:2] == ["tench", "English springer"] and stored["wnids"][0] == "n01440764"
+        assert stored["source"] == {"image_size": 16}
+    counts = json.loads((tmp_path / "split_counts.json").read_text())
+    assert counts["dataset"]["validation_fraction"] == 0.5 and counts["dataset"]["split_seed"] == 1
+    assert counts["images"] == {"train": 60, "val": 60, "test": 40}
+    messages = [record.getMessage() for record in caplog.records]
+    assert "decoding 160 images with 2 threads" in messages
+    assert (
+        "Imagenette's train/ folder holds 120 images in 10 classes; dataset.validation_fraction 0.5 keeps 60 "
+        "for training and 60 for validation" in messages
+    )
+    assert {"train: 60 images", "val: 60 images", "test: 40 images"} <= set(messages)
+    assert not [message for message in messages if message.startswith("decoded ")]  # every 2,000 images only
+
+
+def test_a_skipped_image_is_named_in_the_log(dataset_copy, tmp_path, caplog):
+    victim = sorted((dataset_copy / "val" / "n03888257").iterdir())[0]
+    victim.write_bytes(b"not an image")
+    prepare(dataset_copy, tmp_path / "out", 16, 0.25, seed=0, skip_corrupt=True, threads=1)
+    warnings = [record.getMessage() for record in caplog.records if record.levelname == "WARNING"]
+    assert f"skipping unreadable image {victim.relative_to(dataset_copy).as_posix()}" in warnings
+    assert "1 unreadable images skipped; listed with skipped=True in manifest.csv" in warnings
+
+
+@pytest.mark.parametrize("mode", ["L", "P", "RGBA", "CMYK"])
+def test_any_image_mode_becomes_three_channels(tmp_path, mode):
+    from PIL import Image
+
+    from cnnstudy.data.prepare import load_image
+
+    path = tmp_path / ("image.jpg" if mode == "CMYK" else "image.png")
+    Image.new("RGB", (30, 20), (200, 40, 40)).convert(mode).save(path)
+    image = load_image(path, 10)
+    assert image.shape == (3, 10, 10) and image.dtype == torch.uint8
+
+
+def test_the_shorter_side_is_resized_then_the_centre_kept(tmp_path):
+    from PIL import Image
+
+    from cnnstudy.data.prepare import load_image
+
+    picture = Image.new("RGB", (40, 20), (0, 0, 255))  # 40 wide, 20 high: blue
+    picture.paste((0, 255, 0), (8, 0, 32, 20))  # a green middle, a little wider than half
+    picture.save(tmp_path / "wide.png")
+    image = load_image(tmp_path / "wide.png", 10)  # 20×10, then the middle 10 columns: all green
+    assert image.shape == (3, 10, 10)
+    assert image[1].min() >= 250 and image[2].max() <= 5
+
+
+def test_a_damaged_image_error_says_what_to_do(tmp_path):
+    from cnnstudy.data.prepare import load_image
+
+    (tmp_path / "bad.jpg").write_bytes(b"no")
+    with pytest.raises(CorruptImageError) as raised:
+        load_image(tmp_path / "bad.jpg", 16)
+    assert str(raised.value).endswith(
+        "Replace the file, or set dataset.skip_corrupt: true to leave unreadable images out (they are listed in "
+        "manifest.csv)."
+    )
+
+
+def test_without_a_train_folder_the_val_folder_is_still_checked(dataset_copy, tmp_path):
+    from cnnstudy.data.prepare import check_layout
+
+    shutil.rmtree(dataset_copy / "train")
+    shutil.rmtree(dataset_copy / "val" / "n03888257")
+    (dataset_copy / "val" / "notes.txt").write_text("a stray file is not a class")
+    with pytest.raises(DatasetError) as raised:
+        check_layout(dataset_copy)
+    assert str(raised.value) == (
+        f"{dataset_copy} does not have the expected layout, {{train,val}}/<wnid>/ with the 10 classes of "
+        "Imagenette:\n  - no train/ folder\n  - val/n03888257 (parachute) is missing\n"
+        "Check dataset.url, dataset.md5 and dataset.name; delete the folder to unpack the archive again."
+    )
+
+
+def test_a_dataset_of_other_classes_needs_the_same_ones_in_both_splits(tmp_path):
+    from PIL import Image
+
+    from cnnstudy.data.prepare import check_layout
+
+    for split, classes in (("train", ("cats", "dogs")), ("val", ("cats", "dogs"))):
+        for name in classes:
+            (tmp_path / split / name).mkdir(parents=True)
+            Image.new("RGB", (4, 4)).save(tmp_path / split / name / "a.png")
+    assert check_layout(tmp_path) == ["cats", "dogs"]
+    shutil.rmtree(tmp_path / "val" / "dogs")
+    with pytest.raises(DatasetError) as raised:
+        check_layout(tmp_path)
+    assert "with the same classes in train/ and val/:\n  - val/dogs (dogs) is missing\n" in str(raised.value)
+
+
+def manifest_of(train_per_class):
+    """A manifest of training images only: ``train_per_class`` maps a wnid to its image count."""
+    rows = [{"wnid": wnid, "split": "train"} for wnid, n in train_per_class.items() for _ in range(n)]
+    return pd.DataFrame(rows)
+
+
+def test_split_sizes_at_their_limits(caplog):
+    import logging
+
+    from cnnstudy.data.prepare import check_split_sizes
+
+    two_each = manifest_of({"a": 2, "b": 2})
+    with caplog.at_level(logging.INFO, logger="cnnstudy.data.prepare"):
+        check_split_sizes(two_each, 0.5, {"training.batch_size": 2, "cnn.probe_size": 2})  # exactly enough
+    assert caplog.records[-1].getMessage() == (
+        "Imagenette's train/ folder holds 4 images in 2 classes; dataset.validation_fraction 0.5 keeps 2 for "
+        "training and 2 for validation"
+    )
+    with pytest.raises(DatasetError) as raised:
+        check_split_sizes(manifest_of({"a": 1, "b": 3}), 0.5, {"training.batch_size": 3, "cnn.probe_size": 3})
+    assert str(raised.value) == (
+        "Imagenette's train/ folder holds 4 images in 2 classes; dataset.validation_fraction 0.5 keeps 2 for "
+        "training and 2 for validation:\n"
+        "  - class a has 1 training image; a split needs 2\n"
+        "  - training.batch_size 3 exceeds the 2 training images: lower dataset.validation_fraction or "
+        "training.batch_size\n"
+        "  - cnn.probe_size 3 exceeds the 2 validation images: lower cnn.probe_size or raise "
+        "dataset.validation_fraction"
+    )
+    with pytest.raises(DatasetError, match="each split needs at least one image per class: change "
+                                           "dataset.validation_fraction$"):  # fmt: skip
+        check_split_sizes(manifest_of({"a": 2, "b": 2, "c": 2}), 0.25, {})  # 2 validation images, 3 classes
+    check_split_sizes(
+        manifest_of({"a": 3, "b": 3}), 0.34, {"other_key": 100}
+    )  # a key neither batch nor probe

@@ -14,7 +14,7 @@ from PIL import Image
 
 from cnnstudy.base import settings
 from cnnstudy.figures import style
-from cnnstudy.figures.claims import draw_comparison_effects
+from cnnstudy.figures.claims import VERDICT_MARKERS, draw_comparison_effects
 from cnnstudy.figures.comparison import (
     draw_comparison_accuracy,
     draw_comparison_curves,
@@ -27,6 +27,7 @@ from cnnstudy.figures.comparison import (
 )
 from cnnstudy.figures.gradients import draw_gradients, gradient_histogram, plot_gradients
 from cnnstudy.figures.per_model import (
+    CURVES,
     NOT_PRETRAINED,
     _save,
     _title,
@@ -34,9 +35,11 @@ from cnnstudy.figures.per_model import (
     draw_curves,
     plot_confusion,
     plot_curves,
+    still_improving,
 )
 from cnnstudy.figures.style import DPI, MIN_FONT, PALETTE, WIDTH, model_colours, model_styles
 from cnnstudy.figures.sweeps import draw_sweep, key_label
+from helpers.figures import assert_nothing_clipped, legends
 
 CLASSES = ["tench", "English springer", "cassette player", "chain saw", "church"]
 STUDY_MD5 = "e793b78cc4c9e9a4ccc0c1155377a412"
@@ -212,20 +215,6 @@ def inputs(root, models, *kinds, shuffle=None):
     return lists
 
 
-def assert_nothing_clipped(figure):
-    """Every axes (with its titles, labels, ticks and legend) and every figure-level text and legend lie
-    inside the figure."""
-    figure.canvas.draw()
-    renderer = figure.canvas.get_renderer()
-    inside = figure.bbox.padded(1)
-    artists = [ax for ax in figure.axes if ax.get_visible()] + legends(figure) + figure.texts
-    artists += [text for text in (figure._suptitle, figure._supxlabel, figure._supylabel) if text]
-    for artist in artists:
-        extent = artist.get_tightbbox(renderer) if hasattr(artist, "axes") else artist.get_window_extent()
-        assert inside.containsx(extent.x0) and inside.containsx(extent.x1), artist
-        assert inside.containsy(extent.y0) and inside.containsy(extent.y1), artist
-
-
 def assert_png(path, figure_size_px=None):
     with Image.open(path) as image:
         width, height = image.size
@@ -244,11 +233,6 @@ def size_px(figure):
 def flat(text):
     """Text as one line: figures wrap long titles and legend labels."""
     return " ".join(text.split())
-
-
-def legends(figure):
-    """The legends of the figure and of its subfigures."""
-    return figure.legends + [legend for subfigure in figure.subfigs for legend in legends(subfigure)]
 
 
 def texts(figure):
@@ -407,8 +391,145 @@ def test_curves_use_a_fixed_accuracy_axis_and_mark_stops(results):
     assert "early stop (seed 1: 7 of 10 epochs)" in labels
     assert any(label.startswith("chance (10 classes)") for label in labels)
     assert any("min–max" in label for label in labels)
-    improving = [seed for seed in (0, 1) if json.loads(summaries[seed].read_text())["still_improving"]]
-    assert ("still improving at the last epoch" in flat(figure.get_suptitle())) is bool(improving)
+    ran = [json.loads(path.read_text()) for path in summaries]
+    improving = [still_improving(s["best_epoch"], s["stopped_epoch"], s["stopped_early"]) for s in ran]
+    assert ("still improving" in flat(figure.get_suptitle())) is any(improving)
+
+
+# ---- the curves drawn from constructed histories ---------------------------------------------------------
+
+
+def constructed_run(root, val_accuracy, epochs_configured=None, model="baseline", seed=0):
+    """A run folder with a history whose validation accuracy is ``val_accuracy``, epoch by epoch, and the
+    summary training writes for it (best epoch: the first maximum; stopped early: fewer epochs run than
+    configured; ``still_improving`` by training's own rule, best epoch = last). Every other column holds
+    numbers of its own, so a curve drawn from the wrong column shows."""
+    val = np.asarray(val_accuracy, dtype=float)
+    epochs = len(val)
+    epoch = np.arange(1, epochs + 1)
+    wiggle = 0.02 * np.sin(epoch * (seed + 1.3))
+    history = pd.DataFrame(
+        {
+            "epoch": epoch,
+            "train_loss": 2.2 / np.sqrt(epoch) + wiggle,
+            "train_accuracy": np.linspace(0.15, 0.8, epochs) + wiggle,
+            "train_eval_loss": 2.0 / np.sqrt(epoch) - wiggle,
+            "train_eval_accuracy": np.linspace(0.2, 0.9, epochs) - wiggle,
+            "val_loss": 2.4 / np.sqrt(epoch) + 2 * wiggle,
+            "val_accuracy": val,
+            "lr": 1e-3,
+        }
+    )
+    folder = root / f"{model}-seed{seed}"
+    folder.mkdir(parents=True)
+    history.to_csv(folder / "history.csv", index=False)
+    best = int(epoch[val.argmax()])
+    configured = epochs if epochs_configured is None else epochs_configured
+    summary = {
+        "model": model,
+        "seed": seed,
+        "dataset": "imagenette-demo",
+        "pretrained": None,
+        "best_epoch": best,
+        "stopped_epoch": epochs,
+        "stopped_early": epochs < configured,
+        "still_improving": best == epochs,
+        "epochs_configured": configured,
+        "classes": CLASSES,
+    }
+    (folder / "summary.json").write_text(json.dumps(summary))
+    return folder / "history.csv", folder / "summary.json"
+
+
+def rising_to(best, epochs):
+    """Validation accuracy that rises to its maximum at epoch ``best`` of ``epochs``, then falls a little."""
+    epoch = np.arange(1, epochs + 1)
+    return np.where(epoch <= best, 0.2 + 0.4 * epoch / best, 0.6 - 0.01 * (epoch - best))
+
+
+@pytest.mark.parametrize(
+    "best, ran, configured, improving",
+    [
+        (18, 20, 20, True),  # the demo's baseline: 18 of 20 is 90 % of training, the last tenth
+        (20, 20, 20, True),
+        (17, 20, 20, False),
+        (45, 50, 50, True),  # the study's 50 epochs: 45 or later
+        (44, 50, 50, False),
+        (8, 8, 8, True),  # the demo's ResNet-18: only the last of 8
+        (7, 8, 8, False),
+        (11, 12, 20, False),  # stopped early (patience 1): early stopping judged it had stopped improving
+    ],
+)
+def test_still_improving_is_one_rule_best_epoch_in_the_last_tenth(tmp_path, best, ran, configured, improving):
+    history, summary = constructed_run(tmp_path, rising_to(best, ran), configured)
+
+    title = flat(draw_curves([history], [summary]).get_suptitle())
+
+    assert still_improving(best, ran, stopped_early=ran < configured) is improving
+    assert ("still improving" in title) is improving
+    if improving:
+        assert f"best epoch {best} of {ran}, in the last 10 % of training" in title
+
+
+def test_still_improving_names_the_seeds_it_holds_for(tmp_path):
+    runs = [constructed_run(tmp_path, rising_to(best, 20), seed=seed) for seed, best in ((0, 15), (1, 19))]
+
+    title = flat(draw_curves(*zip(*runs, strict=True)).get_suptitle())
+
+    assert "still improving (best epoch in the last 10 % of training): seed(s) 1" in title
+
+
+def curve_lines(figure):
+    """(panel metric, history column) → the Line2D that draws it, found by its legend label."""
+    columns = {label: prefix for prefix, label, _ in CURVES}
+    accuracy_ax, loss_ax = figure.axes[:2]
+    return {
+        (metric, f"{columns[line.get_label()]}_{metric}"): line
+        for metric, ax in (("accuracy", accuracy_ax), ("loss", loss_ax))
+        for line in ax.get_lines()
+        if line.get_label() in columns
+    }
+
+
+def test_the_curves_draw_the_historys_own_values(tmp_path):
+    history_csv, summary_json = constructed_run(tmp_path, rising_to(6, 9), model="dropout")
+    history = pd.read_csv(history_csv)
+
+    lines = curve_lines(draw_curves([history_csv], [summary_json]))
+
+    assert len(lines) == 6  # validation, evaluation-mode and running training, on both panels
+    for (_, column), line in lines.items():
+        np.testing.assert_array_equal(line.get_xdata(), history["epoch"], err_msg=column)
+        np.testing.assert_allclose(line.get_ydata(), history[column], err_msg=column)
+
+
+def band_range(band):
+    """A min–max band's (lower, upper) edge per epoch, read back from its polygon."""
+    vertices = pd.DataFrame(band.get_paths()[0].vertices, columns=["epoch", "value"])
+    edges = vertices.groupby("epoch")["value"]
+    return edges.min(), edges.max()
+
+
+def test_with_two_seeds_the_curves_draw_each_epochs_mean_and_range(tmp_path):
+    """Seed 1 stopped early at epoch 6 of 9: epochs 7–9 are seed 0's alone."""
+    runs = [constructed_run(tmp_path, rising_to(6, 9), 9, seed=0),
+            constructed_run(tmp_path, rising_to(2, 6), 9, seed=1)]  # fmt: skip
+    seeds = pd.concat(pd.read_csv(history_csv) for history_csv, _ in runs).groupby("epoch")
+
+    figure = draw_curves(*zip(*runs, strict=True))
+
+    lines = curve_lines(figure)
+    assert len(lines) == 6
+    for (_, column), line in lines.items():
+        np.testing.assert_array_equal(line.get_xdata(), np.arange(1, 10), err_msg=column)
+        np.testing.assert_allclose(line.get_ydata(), seeds[column].mean(), err_msg=column)
+    for ax, metric in zip(figure.axes[:2], ("accuracy", "loss"), strict=True):
+        bands = ax.collections  # one per curve, drawn in the curves' order
+        assert len(bands) == len(CURVES)
+        for band, (prefix, _, _) in zip(bands, CURVES, strict=True):
+            lower, upper = band_range(band)
+            np.testing.assert_allclose(lower, seeds[f"{prefix}_{metric}"].min(), err_msg=prefix)
+            np.testing.assert_allclose(upper, seeds[f"{prefix}_{metric}"].max(), err_msg=prefix)
 
 
 def test_comparison_curves_and_transfer_use_a_fixed_accuracy_axis(results):
@@ -619,6 +740,29 @@ def test_a_model_has_one_colour_in_every_comparison_figure(results):
     for ax in (ax for ax in dead.axes if ax.get_lines()):
         model = ax.get_title().split("\n")[0]
         assert {to_hex(line.get_color()) for line in ax.get_lines()} == everything[model]
+    # so does the forest plot: each row's point and interval in its first model's colour
+    pairs = claims_frame()
+    forest = line_colours(draw_comparison_effects(pairs, ORDER))
+    assert set(forest) == set(pairs["model_a"])
+    for model, colours in forest.items():
+        assert colours == everything[model], model
+
+
+def test_the_forest_plot_tells_the_verdict_by_shape():
+    pairs = claims_frame()
+
+    figure = draw_comparison_effects(pairs)
+
+    points = [
+        line for ax in figure.axes for line in ax.get_lines() if line.get_marker() in VERDICT_MARKERS.values()
+    ]
+    assert [line.get_marker() for line in points] == [
+        VERDICT_MARKERS[verdict] for verdict in pairs["verdict"]
+    ]
+    assert len(set(VERDICT_MARKERS.values())) == len(VERDICT_MARKERS)
+    assert {"supported", "not supported", "not applicable", "batchnorm", "resnet18_bn_unfrozen"} <= set(
+        texts(figure)
+    )  # the verdicts' shapes and the first models' colours, each named
 
 
 def test_model_styles_keep_the_study_order_and_stay_distinct_past_the_palette():
@@ -659,6 +803,23 @@ def test_sweep_axes_speak_words_and_show_chance():
     assert any(flat(text).startswith("chance (10 classes)") for text in texts(figure))
     assert to_hex(ax.get_lines()[0].get_color()) == model_colours(["dropout"])["dropout"]
     assert key_label("batch_size") == "batch size (images)" and key_label("new_key") == "new_key"
+
+
+@pytest.mark.parametrize(
+    "grid", [{"lr": [1e-4, 1e-2]}, {"lr": [1e-4], "batch_size": [32], "dropout_fc": [0.5]}]
+)
+def test_sweep_figure_draws_the_model_as_configured_at_its_validation_accuracy(grid):
+    base = {"model": "dropout", "lr": 1e-3, "batch_size": 128, "dropout_fc": 0.3, "val_accuracy": 0.42}
+    figure = draw_sweep(sweep_frame(grid), "s", {"model": "dropout", "grid": grid}, base=base)
+    (line,) = [line for line in figure.axes[0].get_lines() if "as configured" in line.get_label()]
+    position = line.get_xdata() if len(grid) > 2 else line.get_ydata()  # bars run sideways
+    assert list(position) == [0.42, 0.42] and "lr = 0.001" in line.get_label()
+    assert to_hex(line.get_color()) == model_colours(["dropout"])["dropout"]
+    heatmap = draw_sweep(sweep_frame({"lr": [1e-4], "batch_size": [32]}), "s", {"model": "dropout",
+                         "grid": {"lr": [1e-4], "batch_size": [32]}}, base=base)  # fmt: skip
+    assert "dropout as configured (lr = 0.001, batch_size = 128): validation 42.0%" in flat(
+        heatmap.get_suptitle()
+    )
 
 
 def test_comparison_accuracy_marks_the_study_and_chance(results, tmp_path):

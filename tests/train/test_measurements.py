@@ -149,3 +149,35 @@ def _dead_in_eval_mode(model, images):
     with torch.no_grad():
         reference((images.float() / 255 - MEAN.view(1, 3, 1, 1)) / STD.view(1, 3, 1, 1))
     return {f"dead_{layer}": 1.0 - alive.float().mean().item() for layer, alive in fired.items()}
+
+
+def test_bin_edges_span_the_range_in_whole_bins_and_never_fewer_than_one():
+    assert gradient_bin_edges([1e-3, 1e-2], 1).tolist() == pytest.approx([-3.0, -2.0])  # one bin
+    assert gradient_bin_edges([1e-3, 1e-2], 0.4).tolist() == pytest.approx([-3.0, -2.0])  # rounds to none
+    assert gradient_bin_edges([1e-4, 1e-2], 1.5).tolist() == pytest.approx([-4, -4 + 2 / 3, -4 + 4 / 3, -2])
+
+
+def test_histogram_rows_name_each_layers_kind_and_count_in_whole_numbers():
+    model = build_cnn(16, [4, 8, 16], 3, 8, 10, batchnorm=True)
+    model(torch.randn(4, 3, 16, 16)).sum().backward()
+    rows = pd.DataFrame(gradient_histograms(model, epoch=2, log_edges=gradient_bin_edges([1e-9, 1.0], 1)))
+    assert list(rows.columns) == ["epoch", "layer", "kind", "bin", "low", "high", "count"]
+    kinds = rows.drop_duplicates("layer").set_index("layer")["kind"].to_dict()
+    assert kinds == {"conv1": "conv", "bn1": "batchnorm", "conv2": "conv", "bn2": "batchnorm", "conv3": "conv",
+                     "bn3": "batchnorm", "fc1": "linear", "bn_fc1": "batchnorm", "fc2": "linear"}  # fmt: skip
+    assert all(type(count) is int for count in rows["count"].tolist())  # exact counts, never floats
+
+
+def test_a_probe_of_uneven_classes_takes_turns_until_a_class_runs_out():
+    labels = torch.tensor([0] * 2 + [1] * 5 + [2] * 9)
+    probe = probe_indices(labels, 12)
+    taken = torch.bincount(labels[probe], minlength=3).tolist()
+    assert taken == [2, 5, 5]  # turns of three, then of two once class 0 is used up
+    assert sorted(probe) == probe and len(set(probe)) == 12
+    assert torch.bincount(labels[probe_indices(labels, 16)], minlength=3).tolist() == [2, 5, 9]
+
+
+def test_flops_are_counted_without_printing_a_table(capsys):
+    hp = {**tiny_hyperparameters(), "channels": [4, 8, 8], "fc_hidden": 8, "image_size": 16}
+    training_flops_per_image(lambda: build_model(hp, 10), 16)  # its value: the test of the study's baseline
+    assert capsys.readouterr().out == ""

@@ -159,6 +159,20 @@ EVALUATED_RUNS = {
 }
 
 
+# Inside the models (rules/inspect.smk): one seed per model, the lowest, as the gradient figures.
+INSPECTED_SEED = seed_suffix(min(SEEDS))
+INSIDE = "6. Inside the models"  # the report category
+
+
+def initial_weights_input(wildcards):
+    """A pretrained ResNet-18's filters are compared with the weights file it started from."""
+    return (
+        pretrained_weights_input(wildcards)
+        if wildcards.model in TRANSFER_MODELS
+        else []
+    )
+
+
 def per_model_report(path, subcategory, figure, category="2. Training"):
     return report(
         path,
@@ -201,8 +215,9 @@ def get_final_output():
         f"{FIGURES}/comparison_accuracy.png",
         f"{FIGURES}/comparison_curves.png",
         f"{FIGURES}/comparison_effects.png",
+        f"{FIGURES}/comparison_saliency.png",
     ]
-    for kind in ("confusion", "curves", "gradients"):
+    for kind in ("confusion", "curves", "gradients", "mistakes", "filters", "saliency"):
         targets += expand(f"{FIGURES}/{kind}/{{model}}.png", model=MODELS)
     if CNN_MODELS:
         targets.append(f"{FIGURES}/dead_units.png")

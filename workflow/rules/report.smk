@@ -11,7 +11,7 @@ rule write_config:
         html=report(
             f"{RESULTS}/report/config.html",
             caption="../report/config.rst",
-            category="8. Configuration",
+            category="9. Configuration",
             labels={"what": "configuration", "which": "this run"},
         ),
     log:

@@ -23,4 +23,4 @@ claims, pairs = check_claims(runs, settings, study)
 write_claims(
     claims, pairs, output.claims_csv, output.claims_markdown, output.claims_html, data_premise(runs, study)
 )
-plot_comparison_effects(output.claims_csv, output.figure)
+plot_comparison_effects(output.claims_csv, output.figure, snakemake.params.models)

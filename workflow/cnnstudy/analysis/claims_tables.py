@@ -155,6 +155,7 @@ def write_claims(claims, pairs, csv_path, md_path, html_path, premise=""):
     confidence = pairs["confidence"].iloc[0] if len(pairs) else 0.95
     alpha = pairs["alpha"].iloc[0] if len(pairs) else 0.05
     measures = claims["measure"].map(lambda measure: MEASURE_NAMES.get(measure, measure))
+    effect = f"effect ({percent(confidence, 0)} CI)"  # a history measure's effect is a sentence: it wraps
     columns = {
         "claim (measure)": [
             f"{text} *({measure}{_margin_words(margin, kind)})*"
@@ -162,7 +163,7 @@ def write_claims(claims, pairs, csv_path, md_path, html_path, premise=""):
                 claims["text"], measures, claims["margin"], claims["measure"], strict=True
             )
         ],
-        f"effect ({percent(confidence, 0)} CI)": [
+        effect: [
             effect_in_words(row.effect, row.measure, row.value_a, row.value_b, row.plateau_a, row.plateau_b)
             or _effect_with_interval(row.effect, row.ci_low, row.ci_high, row.measure)
             for row in claims.itertuples()
@@ -193,7 +194,7 @@ def write_claims(claims, pairs, csv_path, md_path, html_path, premise=""):
         intro=intro,
         notes=_rules(confidence, alpha, _interval_width(pairs)),
         banner=premise if warning else "",
-        wrap=["claim (measure)", "verdict: reason"],
+        wrap=["claim (measure)", effect, "verdict: reason"],
     )
 
 

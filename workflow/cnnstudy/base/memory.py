@@ -22,7 +22,6 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 MEMORY_SHARE = 0.25
-ACTIVATION_FACTOR = 4  # working memory of one image ≈ this × its largest activation (see below)
 """The stated bound: one inference chunk's activations are estimated to take at most this share of
 the available memory. The rest covers the model's weights' copies, the chunk outputs collected so far,
 allocator fragmentation and whatever the estimate misses."""
@@ -273,38 +272,142 @@ def peak_rss_mb():
     return peak / _MIB if sys.platform == "darwin" else peak / 1024
 
 
-def _tensor_bytes(value):
-    """Bytes of every tensor in a module output (tensors, or tuples / lists / dicts of them)."""
+# --- the allocator ----------------------------------------------------------------------------------
+
+LARGE_BLOCK_BYTES = 4 * _MIB
+"""From this size up, glibc's malloc serves a block by its own ``mmap``, so freeing it returns it at once.
+
+By default glibc raises that threshold each time the process frees a larger mmapped block, up to 32 MiB.
+Then an inference chunk's tensors under 32 MiB (at 160 px in chunks of 10: the pooled maps, the probe's
+masks, weight reorders) land on malloc's heaps, which keep them after they are freed (fragmented, trimmed
+only at the top). Measured on the study's CNN at 160 px in chunks of 10 (``make bench``'s memory check,
+2 CPU cores): one chunk peaks 250 MiB above the model, but 52 chunks in a row peaked 670 to 913 MiB
+above it, with up to 450 MiB left on the heaps "free but kept" (``mallinfo2``); with the threshold fixed
+here, 275 to 310 MiB. The price is page faults, as every large block is fresh memory: per chunk of 10
+evaluated, 159 k minor faults instead of 133 k (about 7 % more CPU time); per training step of
+ResNet-18 on 32 images at 160 px on the CPU, 240 k instead of 55 k (about 20 % more). The demo's tensors
+are smaller than 4 MiB and do not change. 1 MiB would cost more (281 k faults per such step) and bound
+nothing more at these sizes."""
+
+_M_MMAP_THRESHOLD = -3  # mallopt's parameter number, from glibc's malloc.h
+_allocator_threshold = None  # what limit_allocator_caching last set, so it runs once per threshold
+
+
+def limit_allocator_caching(threshold=LARGE_BLOCK_BYTES):
+    """Have glibc's malloc give blocks of ``threshold`` bytes and more back to the system when freed.
+
+    Without this, memory freed by one inference chunk can stay with the process, and the chunked
+    inference exceeds the bound it was sized for (see ``LARGE_BLOCK_BYTES``). Sets ``M_MMAP_THRESHOLD``
+    (which also stops glibc raising it, and the trim threshold, by itself) and trims what the heaps hold
+    now. Process-wide, once per threshold; changes where blocks come from, never a computed number.
+    Returns whether it applied: False where the C library is not glibc (macOS, musl), whose allocators
+    have no such threshold.
+    """
+    global _allocator_threshold
+    if _allocator_threshold == threshold:
+        return True
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None)
+        if not hasattr(libc, "gnu_get_libc_version"):
+            return False
+        applied = libc.mallopt(_M_MMAP_THRESHOLD, int(threshold)) == 1
+        if applied:
+            libc.malloc_trim(0)
+    except (OSError, AttributeError, ValueError):
+        return False
+    if applied:
+        _allocator_threshold = threshold
+        log.debug("malloc: blocks of %.0f MiB and more are mmapped and returned when freed", threshold / _MIB)
+    return applied
+
+
+# --- working memory per image -----------------------------------------------------------------------
+
+ACTIVATION_FACTOR = 2
+"""Working memory of one image ≈ this × the activations live at once in one pass (see below)."""
+
+
+def _tensors(value):
+    """Every tensor in a module's inputs or output (tensors, or tuples / lists / dicts of them)."""
     import torch
 
     if isinstance(value, torch.Tensor):
-        return value.numel() * value.element_size()
-    if isinstance(value, (tuple, list)):
-        return sum(_tensor_bytes(item) for item in value)
-    if isinstance(value, dict):
-        return sum(_tensor_bytes(item) for item in value.values())
-    return 0
+        yield value
+    elif isinstance(value, (tuple, list)):
+        for item in value:
+            yield from _tensors(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _tensors(item)
 
 
-def activation_bytes_per_image(model, image_shape, device):
-    """Working memory one image needs in an inference forward pass, estimated from one real pass.
+class _LiveActivations:
+    """The activations alive at every leaf module's start and end, counted once per storage.
 
-    One zero image (float32, channels_last like the real inputs) goes through ``model`` in eval mode
-    under ``no_grad``, with forward hooks on every leaf module recording the size of its output. The
-    estimate is 4 × the largest single activation + the input image: a layer's input and output coexist,
-    the dead-unit probe adds a mask of the output, and backend scratch space, layout reorders and the
-    allocator's freed-but-kept blocks come on top (on the study's CNN at 160 px on a CPU, 3 × came to
-    within 3 % of the measured peak, too close to call a bound). Parameters are not counted: they are already
-    allocated when the available memory is read. The model's training flags are restored afterwards,
-    module by module, so per-module choices (e.g. frozen BatchNorm) survive.
+    Inputs and outputs of leaf modules are held by weak references: one that the forward pass has let
+    go of no longer counts, as the allocator has it back. ``saved`` adds tensors autograd keeps for the
+    backward pass, which no Python name may hold. Parameters and buffers are left out: they are allocated
+    before the available memory is read.
     """
+
+    def __init__(self, model):
+        self.excluded = {tensor.untyped_storage().data_ptr() for tensor in model.parameters()}
+        self.excluded |= {tensor.untyped_storage().data_ptr() for tensor in model.buffers()}
+        self.live = {}  # storage address -> (bytes, weak references to the tensors using it)
+        self.saved = {}  # storage address -> bytes, kept until the pass ends
+        self.peak = 0
+        self.largest = 0
+
+    def add(self, value):
+        import weakref
+
+        for tensor in _tensors(value):
+            storage = tensor.untyped_storage()
+            key = storage.data_ptr()
+            if key in self.excluded or storage.nbytes() == 0:
+                continue
+            self.largest = max(self.largest, tensor.numel() * tensor.element_size())
+            nbytes, refs = self.live.get(key, (storage.nbytes(), []))
+            refs = [ref for ref in refs if ref() is not None]
+            if not refs:  # a new tensor, or a freed block given to another one
+                nbytes = storage.nbytes()
+            self.live[key] = (nbytes, [*refs, weakref.ref(tensor)])
+        self.measure()
+
+    def save(self, tensor):
+        """The pack hook of ``saved_tensors_hooks``: note what autograd keeps, and keep its storage alive
+        as autograd would (detached: an output holding its own graph would never be freed)."""
+        storage = tensor.untyped_storage()
+        if storage.data_ptr() not in self.excluded:
+            self.saved[storage.data_ptr()] = storage.nbytes()
+        return tensor.detach()
+
+    def measure(self):
+        self.live = {
+            key: (nbytes, alive)
+            for key, (nbytes, refs) in self.live.items()
+            if (alive := [ref for ref in refs if ref() is not None])
+        }
+        total = {key: nbytes for key, (nbytes, _refs) in self.live.items()} | self.saved
+        self.peak = max(self.peak, sum(total.values()))
+
+
+def _one_pass(model, image_shape, device, differentiate):
+    """The :class:`_LiveActivations` of one zero image (float32, channels_last like the real inputs)
+    through ``model`` in eval mode: under ``no_grad``, or, with ``differentiate``, recording a graph from
+    the input on. The model's training flags are restored afterwards, module by module, so per-module
+    choices (e.g. frozen BatchNorm) survive; its parameters' ``requires_grad`` flags are not touched."""
     import torch
 
-    sizes = []
+    tracker = _LiveActivations(model)
     leaves = [module for module in model.modules() if next(module.children(), None) is None]
-    hooks = [
-        leaf.register_forward_hook(lambda _module, _inputs, output: sizes.append(_tensor_bytes(output)))
-        for leaf in leaves
+    hooks = [leaf.register_forward_pre_hook(lambda _module, inputs: tracker.add(inputs)) for leaf in leaves]
+    hooks += [
+        leaf.register_forward_hook(lambda _module, _inputs, output: tracker.add(output)) for leaf in leaves
     ]
     training = {module: module.training for module in model.modules()}
     try:
@@ -312,14 +415,63 @@ def activation_bytes_per_image(model, image_shape, device):
         image = torch.zeros(1, *image_shape, device=device)
         if image.dim() == 4:
             image = image.contiguous(memory_format=torch.channels_last)
-        with torch.no_grad():
-            model(image)
+        if differentiate:
+            image.requires_grad_(True)
+            with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(tracker.save, lambda x: x):
+                tracker.add(image)
+                output = model(image)
+        else:
+            with torch.no_grad():
+                tracker.add(image)
+                output = model(image)
+        tracker.add(output)
+        del output
     finally:
         for hook in hooks:
             hook.remove()
         for module, flag in training.items():
             module.training = flag
-    return ACTIVATION_FACTOR * max(sizes, default=0) + image.numel() * image.element_size()
+    return tracker
+
+
+def activation_bytes_per_image(model, image_shape, device):
+    """Working memory one image needs in an inference forward pass, estimated from one real pass.
+
+    One zero image goes through ``model`` in eval mode under ``no_grad``; hooks before and after every
+    leaf module find the largest set of activations alive at once (a layer's input and output, and any
+    tensor still held, such as a residual branch's input). The estimate is ``ACTIVATION_FACTOR`` (2) ×
+    that set. The factor covers what hooks cannot see: the dead-unit probe's mask of each ReLU output
+    (1 byte an element), backend scratch space and layout reorders inside a layer, and the uint8 → float
+    conversion of the input. Measured on a CPU, chunks of 10 of the study's CNN at 160 px: the set is
+    25.3 MiB an image, and a chunk peaked at 26 MiB an image in evaluation, 28 to 29 in the dead-unit
+    probe, alike with 1, 2, 4, 8 or 16 threads (per-thread scratch space is a few MiB); ResNet-18 at
+    160 px: 3.4 MiB, peaks of 3.4 to 4.0. This holds only with freed blocks going back to the system,
+    which ``inference_chunk_size`` sees to (``limit_allocator_caching``). Parameters are not counted:
+    they are already allocated when the available memory is read.
+    """
+    return ACTIVATION_FACTOR * _one_pass(model, image_shape, device, differentiate=False).peak
+
+
+def saliency_bytes_per_image(model, image_shape, device):
+    """Working memory one image needs in a Grad-CAM pass: a forward pass with autograd recording from the
+    explained activation on, then ``torch.autograd.grad`` of class scores with respect to it.
+
+    Estimated for the worst case, the explained activation being the model's first: one zero image
+    whose input requires a gradient goes through ``model`` in eval mode, counting the activations alive
+    at once together with everything autograd saves for the backward pass (a ReLU's output, a max-pool's
+    input and int64 indices, each conv's and linear layer's input), parameters aside. Backward then adds
+    at most two activation-sized gradients while it frees saved tensors, and the map (gradient-weighted
+    activation) one more: so the estimate is ``ACTIVATION_FACTOR`` × (that peak + 2 × the largest
+    activation). Whether the parameters require gradients does not change it: no backward pass is run.
+    On the study's CNN at 160 px: 129 MiB an image, 2.5 × the inference estimate; measured in chunks of
+    10 on a CPU, Grad-CAM of the first block peaked at 64 MiB an image (74 with batch norm), of relu3 (the
+    block explained at 160 px) at 26, no more than the forward pass without gradients before it.
+    """
+    tracker = _one_pass(model, image_shape, device, differentiate=True)
+    return ACTIVATION_FACTOR * (tracker.peak + 2 * tracker.largest)
+
+
+# --- chunk sizes ------------------------------------------------------------------------------------
 
 
 def chunk_size(requested, bytes_per_image, available, share=MEMORY_SHARE):
@@ -333,22 +485,18 @@ def chunk_size(requested, bytes_per_image, available, share=MEMORY_SHARE):
     return max(1, min(requested, math.floor(share * max(0, available) / bytes_per_image)))
 
 
-def inference_chunk_size(model, image_shape, requested, device, share=MEMORY_SHARE, available=None):
-    """How many images to put through ``model`` at once so one chunk stays within ``share`` of memory.
-
-    ``available`` (bytes) defaults to :func:`describe_memory_limit` for ``device``; read it after the
-    model is on the device, so its weights are already accounted for. Logs the choice when it is
-    smaller than ``requested``.
-    """
+def _sized_chunk(what, per_image, requested, device, share, available):
+    if _device_type(device) == "cpu":
+        limit_allocator_caching()
     if available is None:
         limit = describe_memory_limit(device)
     else:
         limit = MemoryLimit(int(available), "given by the caller")
-    per_image = activation_bytes_per_image(model, image_shape, device)
     chunk = chunk_size(requested, per_image, limit.bytes, share)
     if chunk < requested:
         log.info(
-            "inference in chunks of %d images (requested %d): ~%.1f MB per image, %.0f%% of %s available",
+            "%s in chunks of %d images (requested %d): ~%.1f MB per image, %.0f%% of %s available",
+            what,
             chunk,
             requested,
             per_image / 1e6,
@@ -356,3 +504,28 @@ def inference_chunk_size(model, image_shape, requested, device, share=MEMORY_SHA
             limit,
         )
     return chunk
+
+
+def inference_chunk_size(model, image_shape, requested, device, share=MEMORY_SHARE, available=None):
+    """How many images to put through ``model`` at once so one chunk stays within ``share`` of memory.
+
+    ``available`` (bytes) defaults to :func:`describe_memory_limit` for ``device``; read it after the
+    model is on the device, so its weights are already accounted for. On the CPU, also makes malloc give
+    freed activations back (:func:`limit_allocator_caching`), without which the bound does not hold. Logs
+    the choice when it is smaller than ``requested``.
+    """
+    per_image = activation_bytes_per_image(model, image_shape, device)
+    return _sized_chunk("inference", per_image, requested, device, share, available)
+
+
+def saliency_chunk_size(model, image_shape, requested, device, share=MEMORY_SHARE, available=None):
+    """How many images to put through one Grad-CAM pass at once so it stays within ``share`` of memory.
+
+    The pass: ``model`` in eval mode, parameters not requiring gradients, a forward pass with autograd
+    recording from one intermediate activation on, and ``torch.autograd.grad`` of class scores with
+    respect to that activation (the graph may be retained for a second set of classes). Sized by
+    :func:`saliency_bytes_per_image`, which assumes the worst case (the first activation explained), so
+    it holds for any layer. Otherwise as :func:`inference_chunk_size`: same arguments, same defaults.
+    """
+    per_image = saliency_bytes_per_image(model, image_shape, device)
+    return _sized_chunk("Grad-CAM", per_image, requested, device, share, available)

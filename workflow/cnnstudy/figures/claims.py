@@ -2,6 +2,8 @@
 
 It reads only the claims CSV that ``claims.write_claims`` wrote, so the figure can be redrawn without
 recomputing any bootstrap. One panel per measure: their units differ (percentage points, epochs).
+A row's colour is its first model's (the model whose effect it measures), the same as in every other
+comparison figure (``style.model_styles``); its verdict is the marker's shape.
 """
 
 import math
@@ -14,7 +16,7 @@ from matplotlib.ticker import MaxNLocator
 
 from cnnstudy.analysis.claims import BOOTSTRAP_METHOD, CROSSED_METHOD, INTERVAL_ONLY, ONE_SEED, T_METHOD
 from cnnstudy.figures.per_model import _figure, _save, _wrap
-from cnnstudy.figures.style import SMALL, WIDTH
+from cnnstudy.figures.style import SMALL, WIDTH, model_styles
 
 # measure → (panel title, x label, scale from the stored unit to the plotted one)
 PANELS = {
@@ -30,12 +32,15 @@ PANELS = {
         100.0,
     ),
 }
-VERDICT_COLOURS = {
-    "supported": "tab:green",
-    "not supported": "tab:orange",
-    "contradicted": "tab:red",
-    "not applicable": "0.55",
+# Colour belongs to the models, so the verdict is told by shape; the diamond is the study's own number.
+VERDICT_MARKERS = {
+    "supported": "o",
+    "not supported": "s",
+    "contradicted": "X",
+    "not applicable": "^",
 }
+UNKNOWN_VERDICT_MARKER = "*"
+VERDICT_LEGEND_COLOUR = "0.45"  # the verdicts' legend entries: a shape, in no model's colour
 REPORTED_STYLE = dict(marker="D", color="black", markerfacecolor="white", linestyle="none", markersize=6)
 
 
@@ -54,8 +59,10 @@ def _methods_text(methods):
     return "; ".join(parts) or "no interval"
 
 
-def _draw_pair(ax, y, pair, scale):
-    colour = VERDICT_COLOURS.get(pair["verdict"], "black")
+def _draw_pair(ax, y, pair, scale, model_style):
+    """One row: the effect as a point shaped by the verdict, its interval as a line, both in the first
+    model's colour (and its line style, which tells models apart past the palette's seven colours)."""
+    colour = model_style.colour
     if not math.isnan(pair["margin"]):
         margin = pair["margin"] * scale
         ax.fill_betweenx([y - 0.4, y + 0.4], -margin, margin, color="0.88", zorder=0)
@@ -63,8 +70,12 @@ def _draw_pair(ax, y, pair, scale):
         ax.text(0, y, "  not measured", va="center", fontsize=8, color="0.4")
         return
     if not (math.isnan(pair["ci_low"]) or math.isnan(pair["ci_high"])):
-        ax.hlines(y, pair["ci_low"] * scale, pair["ci_high"] * scale, color=colour, linewidth=2.5)
-    ax.plot(pair["effect"] * scale, y, "o", color=colour, markersize=7, zorder=3)
+        interval = [pair["ci_low"] * scale, pair["ci_high"] * scale]
+        ax.plot(interval, [y, y], color=colour, linestyle=model_style.linestyle, linewidth=2.5,
+                label=pair["model_a"])  # fmt: skip
+    marker = VERDICT_MARKERS.get(pair["verdict"], UNKNOWN_VERDICT_MARKER)
+    ax.plot(pair["effect"] * scale, y, marker=marker, color=colour, markeredgecolor="black",
+            markeredgewidth=0.6, markersize=8, linestyle="none", zorder=3, label=pair["model_a"])  # fmt: skip
     if not math.isnan(pair["reported_difference"]):
         # slightly below the row (the y axis runs downwards) so it never hides our point
         ax.plot(pair["reported_difference"] * scale, y + 0.3, zorder=3, **REPORTED_STYLE)
@@ -81,10 +92,10 @@ def _row_label(pair):
     return "\n".join([*textwrap.wrap(words, 34), f"{pair.model_a} vs {pair.model_b}"])
 
 
-def _draw_panel(ax, pairs, measure):
+def _draw_panel(ax, pairs, measure, styles):
     title, xlabel, scale = PANELS.get(measure, (measure, "effect", 1.0))
     for y, (_, pair) in enumerate(pairs.iterrows()):
-        _draw_pair(ax, y, pair, scale)
+        _draw_pair(ax, y, pair, scale, styles[pair["model_a"]])
     labels = [_row_label(row) for row in pairs.itertuples()]
     ax.set_yticks(range(len(pairs)), labels, fontsize=SMALL)
     ax.set_ylim(len(pairs) - 0.4, -0.6)  # first pair on top
@@ -99,11 +110,34 @@ def _draw_panel(ax, pairs, measure):
     ax.set_xlabel(xlabel)
 
 
-def _legend_handles(pairs):
+def _model_handles(pairs, styles):
+    """The first models' colours (and line styles), in the order their rows come."""
+    return [
+        Line2D(
+            [], [], color=styles[model].colour, linestyle=styles[model].linestyle, linewidth=2.5, label=model
+        )
+        for model in pd.unique(pairs["model_a"])
+    ]
+
+
+def _verdict_handles(pairs):
+    """The verdicts' shapes, in no model's colour, then the study's own number and the margin."""
+    verdicts = list(pd.unique(pairs["verdict"]))
+    shaped = [verdict for verdict in VERDICT_MARKERS if verdict in verdicts]
+    shaped += [verdict for verdict in verdicts if verdict not in VERDICT_MARKERS]
     handles = [
-        Line2D([], [], color=colour, marker="o", linewidth=2.5, label=verdict)
-        for verdict, colour in VERDICT_COLOURS.items()
-        if verdict in set(pairs["verdict"])
+        Line2D(
+            [],
+            [],
+            color=VERDICT_LEGEND_COLOUR,
+            markeredgecolor="black",
+            markeredgewidth=0.6,
+            marker=VERDICT_MARKERS.get(verdict, UNKNOWN_VERDICT_MARKER),
+            markersize=8,
+            linestyle="none",
+            label=verdict,
+        )
+        for verdict in shaped
     ]
     if pairs["reported_difference"].notna().any():
         handles.append(Line2D([], [], label="reported by the study", **REPORTED_STYLE))
@@ -112,8 +146,11 @@ def _legend_handles(pairs):
     return handles
 
 
-def draw_comparison_effects(pairs):
-    """The forest plot of ``pairs`` (rows of the claims CSV) on a new figure, not yet saved."""
+def draw_comparison_effects(pairs, models=None):
+    """The forest plot of ``pairs`` (rows of the claims CSV) on a new figure, not yet saved. ``models``:
+    the config's models in order, which places models outside the study's own list (``style``); None
+    takes the pairs' models in the order they first appear."""
+    styles = model_styles([*(models or []), *pairs["model_a"], *pairs["model_b"]])
     measures = [measure for measure in PANELS if measure in set(pairs["measure"])]
     measures += [measure for measure in pd.unique(pairs["measure"]) if measure not in PANELS]
     sizes = [int((pairs["measure"] == measure).sum()) for measure in measures]
@@ -121,9 +158,13 @@ def draw_comparison_effects(pairs):
     if measures:
         axes = figure.subplots(len(measures), 1, squeeze=False, height_ratios=[n + 1.5 for n in sizes])
         for ax, measure in zip(axes[:, 0], measures, strict=True):
-            _draw_panel(ax, pairs[pairs["measure"] == measure], measure)
+            _draw_panel(ax, pairs[pairs["measure"] == measure], measure, styles)
+        # the verdicts' key is the figure's first legend (figure.legends[0]), the models' colours its second
         figure.legend(
-            handles=_legend_handles(pairs), loc="outside lower center", ncols=3, title="pair verdict"
+            handles=_verdict_handles(pairs), loc="outside lower right", ncols=2, title="pair verdict"
+        )
+        figure.legend(
+            handles=_model_handles(pairs, styles), loc="outside lower left", ncols=2, title="first model"
         )
         level = f"{pairs['confidence'].iloc[0]:.0%}"
     else:
@@ -141,6 +182,6 @@ def draw_comparison_effects(pairs):
     return figure
 
 
-def plot_comparison_effects(claims_csv, out_png):
+def plot_comparison_effects(claims_csv, out_png, models=None):
     """Forest plot of every pair the claims compare, from the claims CSV; returns the figure's titles."""
-    return _save(draw_comparison_effects(pd.read_csv(claims_csv)), out_png)
+    return _save(draw_comparison_effects(pd.read_csv(claims_csv), models), out_png)

@@ -130,8 +130,9 @@ def landing_text(summaries, metrics, conv_stub, models, study):
         f"- **Convolution from scratch**: {passed} of {len(conv_stub)} check cases pass.",
         "",
         "Where to look first: the results table (5. Comparison), then the study's claims checked with "
-        "confidence intervals and tests (6. Claims), the learning curves (2. Training) and the confusion "
-        "matrices (4. Evaluation). The configuration is under 8. Configuration.",
+        "confidence intervals and tests (7. Claims), the learning curves (2. Training) and the confusion "
+        "matrices (4. Evaluation); what each model got wrong, its first-layer filters and where it looks "
+        "are under 6. Inside the models. The configuration is under 9. Configuration.",
     ]
     title = "Results of this run"
     text = "\n".join(lines)

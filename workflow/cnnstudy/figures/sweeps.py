@@ -49,11 +49,30 @@ def sweep_table(metrics_paths, summary_paths, sweep):
     return frame
 
 
+def base_result(metrics_paths, summary_paths, sweep):
+    """The swept model as configured (outside the grid), for reference: its value of every swept key and
+    its validation and test accuracy, means over its seeds."""
+    summaries = [read_json(path) for path in summary_paths]
+    metrics = [read_json(path) for path in metrics_paths]
+    return {
+        "model": sweep["model"],
+        **{key: summaries[0]["hyperparameters"][key] for key in sweep["grid"]},
+        "seeds": len(summaries),
+        "val_accuracy": float(np.mean([run["best_val_accuracy"] for run in summaries])),
+        "test_accuracy": float(np.mean([run["accuracy"] for run in metrics])),
+    }
+
+
+def _base_words(base, keys):
+    values = ", ".join(f"{key} = {_format(base[key])}" for key in keys)
+    return f"{base['model']} as configured ({values})"
+
+
 def _with_spread(mean, std):
     return f"{mean:.2%}" if np.isnan(std) else f"{mean:.2%} ± {std * 100:.2f}"
 
 
-def write_sweep_table(frame, name, sweep, csv_path, md_path, html_path):
+def write_sweep_table(frame, name, sweep, csv_path, md_path, html_path, base=None):
     with atomic_path(csv_path) as partial:
         frame.to_csv(partial, index=False)
     keys = list(sweep["grid"])
@@ -87,6 +106,11 @@ def write_sweep_table(frame, name, sweep, csv_path, md_path, html_path):
         "Values are means over seeds (± sample standard deviation with several seeds). The test accuracy is "
         "reported for information only: choosing a setting by it would leak the test set into the choice."
     ]
+    if base:
+        notes.append(
+            f"For reference, {_base_words(base, keys)}: validation accuracy {base['val_accuracy']:.2%}, "
+            f"test accuracy {base['test_accuracy']:.2%}."
+        )
     write_table(display, md_path, html_path, f"Sweep {name}", intro, notes)
 
 
@@ -153,6 +177,13 @@ def _sweep_line(ax, frame, key, colour, classes):
     ax.grid(alpha=0.3)
 
 
+def _base_line(ax, base, keys, colour, vertical=False):
+    """The swept model as configured, as a reference line at its validation accuracy."""
+    style = dict(color=colour, linestyle="-.", linewidth=1.2)
+    label = f"{_base_words(base, keys)}: validation {base['val_accuracy']:.1%}"
+    (ax.axvline if vertical else ax.axhline)(base["val_accuracy"], label=label, **style)
+
+
 def _sweep_heatmap(figure, ax, frame, keys):
     rows, columns = (list(dict.fromkeys(frame[key])) for key in keys)
     grid = frame.pivot_table(index=keys[0], columns=keys[1], values="val_accuracy").reindex(rows)[columns]
@@ -181,9 +212,10 @@ def _sweep_bars(ax, frame, keys, colour, classes):
     ax.xaxis.set_major_formatter(PercentFormatter(xmax=1))
 
 
-def draw_sweep(frame, name, sweep, classes=DEFAULT_CLASSES):
+def draw_sweep(frame, name, sweep, classes=DEFAULT_CLASSES, base=None):
     """Line over one key, heatmap over two, ranked bars over more; validation accuracy leads, in the
-    colour of the model the sweep varies. ``classes``: for the chance line."""
+    colour of the model the sweep varies. ``classes``: for the chance line; ``base``
+    (``base_result``): the model as configured, a reference line (named in the title for a heatmap)."""
     keys = list(sweep["grid"])
     colour = model_colours([sweep["model"]])[sweep["model"]]
     figure = _figure(WIDTH, max(5.0, 2.2 + 0.35 * len(frame)) if len(keys) > 2 else 5.5)
@@ -194,14 +226,19 @@ def draw_sweep(frame, name, sweep, classes=DEFAULT_CLASSES):
         _sweep_heatmap(figure, ax, frame, keys)
     else:
         _sweep_bars(ax, frame, keys, colour, classes)
+    if base and len(keys) != 2:
+        _base_line(ax, base, keys, colour, vertical=len(keys) > 2)
     if len(keys) != 2:
-        figure.legend(loc="outside lower center", ncols=3)
+        figure.legend(loc="outside lower center", ncols=2 if base else 3)
     seeds = int(frame["seeds"].max())
     over = "one seed" if seeds == 1 else f"mean of {seeds} seeds"
     words = ", ".join(key_label(key) for key in keys)
-    figure.suptitle(_wrap(f"Sweep {name}: {sweep['model']} over {words} ({over} per point)", WIDTH))
+    title = f"Sweep {name}: {sweep['model']} over {words} ({over} per point)"
+    if base and len(keys) == 2:
+        title += f". {_base_words(base, keys)}: validation {base['val_accuracy']:.1%}"
+    figure.suptitle(_wrap(title, WIDTH))
     return figure
 
 
-def plot_sweep(frame, name, sweep, out_png, classes=DEFAULT_CLASSES):
-    return _save(draw_sweep(frame, name, sweep, classes), out_png)
+def plot_sweep(frame, name, sweep, out_png, classes=DEFAULT_CLASSES, base=None):
+    return _save(draw_sweep(frame, name, sweep, classes, base), out_png)
