@@ -78,7 +78,7 @@ bench-gpu:
 	$$python tests/bench/bench_gpu.py
 
 ## mutate: mutation score of the analysis core against its fast unit tests, per module, and every surviving
-## mutant (a benchmark, not part of make test: about 25 minutes on 2 cores; docs/development.md). mutmut
+## mutant (a benchmark, not part of make test: about 31 minutes on 2 cores; docs/development.md). mutmut
 ## runs in .mutate/, where src/ links to workflow/, so the mutated package imports as `cnnstudy`
 mutate: $(MUTATE)
 	rm -rf .mutate && mkdir -p .mutate/mutants

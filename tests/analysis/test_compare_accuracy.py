@@ -1,5 +1,7 @@
 """compare_accuracy and seeds_to_settle: calibrated by simulated studies, and known answers by hand."""
 
+import math
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -229,3 +231,47 @@ def test_seeds_to_settle_edge_cases():
         seeds_to_settle(np.ones((2, 3, 4), bool), np.ones((2, 4), bool), 0.1)
     with pytest.raises(ValueError, match="correct_b must be shaped"):
         seeds_to_settle(np.ones((2, 4), bool), np.ones((2, 1), bool), 0.1)
+
+
+def test_the_variance_parts_combine_as_documented(small_study):
+    """Seeds of both models estimated: the effect's variance is the image part plus each model's seed
+    part over its seeds, with Welch–Satterthwaite degrees of freedom (the components themselves are
+    checked by hand above)."""
+    r = compare_accuracy(*small_study)
+    terms = [(r["var_images"], 39), (r["var_seeds_a"] / 3, 2), (r["var_seeds_b"] / 2, 1)]
+    variance = sum(term for term, _ in terms)
+    assert r["seed_part"] == "estimated" and r["var_seeds"] == pytest.approx(variance - r["var_images"])
+    assert r["se"] == pytest.approx(np.sqrt(variance))
+    assert r["df"] == pytest.approx(variance**2 / sum(term**2 / dof for term, dof in terms))
+    two_each = compare_accuracy(small_study[0][:2], small_study[1])
+    assert two_each["seed_part"] == "estimated" and two_each["n_seeds_a"] == 2
+
+
+def test_a_borrowed_seed_part_has_the_larger_models_degrees_of_freedom(small_study):
+    a, b = small_study
+    r = compare_accuracy(a[:1], b)  # one seed against two: b's seed variance stands for both
+    seed_term = r["var_seeds_b"] / 1 + r["var_seeds_b"] / 2
+    variance = r["var_images"] + seed_term
+    assert r["seed_part"] == "borrowed" and r["var_seeds"] == pytest.approx(seed_term)
+    assert r["var_residual_a"] == r["var_residual_b"]
+    assert r["df"] == pytest.approx(variance**2 / (r["var_images"] ** 2 / 39 + seed_term**2 / 1))
+    flipped = compare_accuracy(b, a[:1])
+    assert flipped["var_seeds_a"] == flipped["var_seeds_b"] == r["var_seeds_b"]
+
+
+def test_one_seed_each_has_no_seed_part_at_all():
+    y = np.random.default_rng(9).random((2, 100)) < 0.7
+    r = compare_accuracy(y[:1], y[1:])
+    assert (r["var_seeds_a"], r["var_seeds_b"], r["var_seeds"]) == (0.0, 0.0, 0.0)
+
+
+def test_a_known_difference_has_no_spread_and_infinite_degrees_of_freedom():
+    r = compare_accuracy(np.ones((3, 2), bool), np.zeros((2, 2), bool))  # two images are enough
+    assert (r["se"], r["df"], r["ci_low"], r["ci_high"]) == (0.0, math.inf, 1.0, 1.0)
+
+
+def test_the_wrongly_shaped_model_is_named():
+    with pytest.raises(ValueError, match="^correct_a must be shaped"):
+        compare_accuracy(np.ones((2, 3, 4), bool), np.ones((3, 4), bool))
+    with pytest.raises(ValueError, match="^correct_b must be shaped"):
+        compare_accuracy(np.ones((3, 4), bool), np.ones((3, 1), bool))

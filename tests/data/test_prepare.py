@@ -165,8 +165,16 @@ def test_preparing_with_half_held_out_writes_every_split_and_says_so(demo_datase
         assert stored["labels"].tolist() == rows["label"].tolist()
         assert stored["classes"][:2] == ["tench", "English springer"] and stored["wnids"][0] == "n01440764"
         assert stored["source"] == {"image_size": 16}
+    assert stored["labels"].dtype == torch.long
+    written = pd.read_csv(tmp_path / "manifest.csv")
+    pd.testing.assert_frame_equal(written, manifest.drop(columns="label"))  # every row, no index column
     counts = json.loads((tmp_path / "split_counts.json").read_text())
-    assert counts["dataset"]["validation_fraction"] == 0.5 and counts["dataset"]["split_seed"] == 1
+    assert counts["dataset"] == {
+        "skip_corrupt": False,
+        "image_size": 16,
+        "validation_fraction": 0.5,
+        "split_seed": 1,
+    }
     assert counts["images"] == {"train": 60, "val": 60, "test": 40}
     messages = [record.getMessage() for record in caplog.records]
     assert "decoding 160 images with 2 threads" in messages
@@ -290,3 +298,11 @@ def test_split_sizes_at_their_limits(caplog):
     check_split_sizes(
         manifest_of({"a": 3, "b": 3}), 0.34, {"other_key": 100}
     )  # a key neither batch nor probe
+
+
+def test_a_class_left_without_readable_images_stops_the_preparation(dataset_copy, tmp_path):
+    for victim in (dataset_copy / "val" / "n03888257").iterdir():
+        victim.write_bytes(b"not an image")
+    with pytest.raises(DatasetError) as raised:
+        prepare(dataset_copy, tmp_path / "out", 16, 0.25, seed=0, skip_corrupt=True, threads=2)
+    assert str(raised.value) == "no readable image left in test/n03888257 after skipping unreadable ones"

@@ -98,7 +98,9 @@ def test_a_sixth_variant_and_one_grid_point_each_train_only_themselves(workflow_
     }  # fmt: skip
     table = "results/tables/sweep_lr_batch.csv"
     output = run_snakemake(table, "-n", *extra, "--cores", "4", *RESOURCES, cwd=workflow_copy).stdout
-    assert planned_jobs(output)["train_sweep_point"] == 4 and "train_cnn" not in planned_jobs(output)
+    # the grid's four points, and the swept model as configured: the table's and figure's reference
+    assert planned_jobs(output)["train_sweep_point"] == 4 and planned_jobs(output)["train_cnn"] == 1
+    assert "results/models/bn_lr1e4/checkpoint.pt" in output
     for lr in ("0.0001", "0.001"):
         for batch in (64, 128):
             assert f"results/sweeps/lr_batch/lr~{lr}/batch_size~{batch}/seed0/checkpoint.pt" in output

@@ -281,9 +281,9 @@ By default glibc raises that threshold each time the process frees a larger mmap
 Then an inference chunk's tensors under 32 MiB (at 160 px in chunks of 10: the pooled maps, the probe's
 masks, weight reorders) land on malloc's heaps, which keep them after they are freed (fragmented, trimmed
 only at the top). Measured on the study's CNN at 160 px in chunks of 10 (``make bench``'s memory check,
-2 CPU cores): one chunk peaks 250 MiB above the model, but 52 chunks in a row peaked 670 to 913 MiB
+2 CPU cores): one chunk peaks 250 MiB above the model, but 52 chunks in a row peaked 364 to 932 MiB
 above it, with up to 450 MiB left on the heaps "free but kept" (``mallinfo2``); with the threshold fixed
-here, 275 to 310 MiB. The price is page faults, as every large block is fresh memory: per chunk of 10
+here, 267 to 282 MiB in evaluation and 300 to 315 in the dead-unit probe, in ten runs. The price is page faults, as every large block is fresh memory: per chunk of 10
 evaluated, 159 k minor faults instead of 133 k (about 7 % more CPU time); per training step of
 ResNet-18 on 32 images at 160 px on the CPU, 240 k instead of 55 k (about 20 % more). The demo's tensors
 are smaller than 4 MiB and do not change. 1 MiB would cost more (281 k faults per such step) and bound
@@ -299,7 +299,10 @@ def limit_allocator_caching(threshold=LARGE_BLOCK_BYTES):
     Without this, memory freed by one inference chunk can stay with the process, and the chunked
     inference exceeds the bound it was sized for (see ``LARGE_BLOCK_BYTES``). Sets ``M_MMAP_THRESHOLD``
     (which also stops glibc raising it, and the trim threshold, by itself) and trims what the heaps hold
-    now. Process-wide, once per threshold; changes where blocks come from, never a computed number.
+    now. Free space left on the heaps before this call can still be reused by a large block and then
+    stays resident, so up to that much can come on top of the bound (``make bench`` ends with 16 to 30 MiB
+    free on the heaps).
+    Process-wide, once per threshold; changes where blocks come from, never a computed number.
     Returns whether it applied: False where the C library is not glibc (macOS, musl), whose allocators
     have no such threshold.
     """
