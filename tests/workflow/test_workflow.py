@@ -327,7 +327,8 @@ def test_editing_the_figures_code_replans_only_the_figures(demo_run):
     planned = replanned_after(demo_run, "figures/per_model.py")
     assert {"plot_confusion", "plot_curves", "plot_gradients", "plot_dead_units"} <= planned
     assert all(
-        rule.startswith("plot_") or rule in {"check_claims", "make_sweep_table", "all"} for rule in planned
+        rule.startswith("plot_") or rule in {"check_claims", "make_sweep_table", "inspect_model", "all"}
+        for rule in planned
     )
 
 
