@@ -65,7 +65,7 @@ MARKER="# cnnstudy single-node test cluster (tests/cluster/run_slurm_demo.sh)"
 # The workflow's contract: rules run on the login node, and rules that need a GPU (when not
 # configured for the CPU). Every other rule must be submitted to Slurm without a GPU.
 EXPECTED_LOCAL_RULES="all make_demo_archive download_dataset download_weights"
-EXPECTED_GPU_RULES="train_cnn finetune_resnet18 evaluate train_sweep_point evaluate_sweep_point"
+EXPECTED_GPU_RULES="train_cnn finetune_resnet18 evaluate train_sweep_point evaluate_sweep_point inspect_model"
 
 # shellcheck source=tests/cluster/lib.sh
 source "$HERE/lib.sh"
